@@ -1,0 +1,3 @@
+from picsift.cli.app import main
+
+main()

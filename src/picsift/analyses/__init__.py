@@ -1,0 +1,1 @@
+"""Corpus-level work on stored features (copies, search, sort, clusters, ...)."""

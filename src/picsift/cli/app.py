@@ -1,0 +1,53 @@
+"""The `picsift` command: one typer app, one module per verb group."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from picsift.cli.common import err_console
+from picsift.cli.demo import demo_command
+from picsift.cli.export import export_command
+from picsift.cli.inspect import duplicates_command, errors_command, info_command
+from picsift.cli.report import report_command
+from picsift.cli.scan import scan_command
+from picsift.errors import PicsiftError
+
+app = typer.Typer(
+    name="picsift",
+    help="Turn a pile of images and videos into data: scan, duplicates, export, reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("scan")(scan_command)
+app.command("duplicates")(duplicates_command)
+app.command("errors")(errors_command)
+app.command("info")(info_command)
+app.command("export")(export_command)
+app.command("report")(report_command)
+app.command("demo")(demo_command)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    """Entry point: PicsiftError becomes a one-line message and exit code 2, Ctrl-C exit 130."""
+    try:
+        app()
+    except PicsiftError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: what was stored is kept; run again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

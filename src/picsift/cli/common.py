@@ -1,0 +1,24 @@
+"""Shared CLI pieces: the console, workspace resolution, options used by several verbs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+import picsift
+from picsift.workspace.store import Workspace
+
+console = Console()
+err_console = Console(stderr=True)
+
+WorkspaceArg = typer.Argument(
+    Path("."), help="Corpus folder (its .picsift workspace is used) or a workspace folder."
+)
+WorkersOpt = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores).")
+
+
+def open_existing(path: Path) -> Workspace:
+    """Open a workspace that must already exist (read verbs never create one)."""
+    return picsift.open(path, create=False)

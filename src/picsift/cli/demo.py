@@ -1,0 +1,46 @@
+"""`picsift demo`: the main job on the bundled demo corpus, start to finish."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import typer
+
+import picsift
+from picsift.cli.common import WorkersOpt, console
+from picsift.cli.inspect import duplicates_command, errors_command, info_command
+from picsift.cli.scan import print_scan_summary
+from picsift.demo import corpus_path
+from picsift.export.table import export_table
+from picsift.report.html import build_report
+
+
+def demo_command(
+    out: Path = typer.Option(Path("picsift-demo"), "--out", "-o", help="Where to copy the corpus and write results."),
+    workers: int | None = WorkersOpt,
+    fresh: bool = typer.Option(False, help="Start from scratch (delete --out first)."),
+) -> None:
+    """Copy the demo corpus, scan it (images + video keyframes), list duplicates and errors,
+    export the table and write the HTML report."""
+    corpus = out / "corpus"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if not corpus.exists():
+        shutil.copytree(corpus_path(), corpus)
+        (corpus / "odd" / "empty.jpg").write_bytes(b"")  # git cannot be trusted with 0-byte media
+    console.rule("scan")
+    ws = picsift.open(corpus, workspace=out / "workspace")
+    summary = ws.scan([corpus], workers=workers, progress=True)
+    print_scan_summary(summary, str(ws.dir))
+    console.rule("workspace")
+    info_command(ws.dir, as_json=False)
+    console.rule("exact duplicates")
+    duplicates_command(ws.dir, exact=True, csv=out / "duplicates.csv", limit=20)
+    console.rule("errors (expected: the demo has broken files on purpose)")
+    errors_command(ws.dir, csv=None)
+    console.rule("outputs")
+    result = export_table(ws, out / "media.csv")
+    console.print(f"table: {result['path']} ({result['rows']} rows x {result['columns']} columns)")
+    report = build_report(ws, out / "report.html")
+    console.print(f"report: {report.absolute()}  (open it in a browser)")

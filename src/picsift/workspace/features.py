@@ -1,0 +1,108 @@
+"""Per-media features as Parquet part-files, one per batch, written atomically.
+
+A feature set is (extractor name, version, parameters). Its rows live in
+``features/<name>/<params_hash>/part-*.parquet``. A part is written under a temporary name and
+renamed, so a killed run leaves either a whole part or nothing; resuming means skipping the
+media already present in the parts. Any number of readers may query the parts (DuckDB,
+pyarrow, pandas) while a writer adds new ones. Changed parameters give a new params_hash and
+therefore a fresh computation, never a silent mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from picsift.workspace.store import Workspace
+
+
+def params_hash(version: str, params: dict[str, Any]) -> str:
+    blob = json.dumps({"version": version, "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class FeatureSet:
+    """Writer and reader for one (name, version, params) feature set of a workspace."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        name: str,
+        version: str,
+        params: dict[str, Any],
+        model: str | None = None,
+    ) -> None:
+        self.ws = ws
+        self.name = name
+        self.version = version
+        self.params = params
+        self.model = model
+        self.hash = params_hash(version, params)
+        self.dir = ws.dir / "features" / name / self.hash
+
+    def register(self) -> None:
+        """Record the set in the catalogue (idempotent) so exports and reports find it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self.ws.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO feature_sets(name, version, params_hash, params, model, "
+                "created) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.name, self.version, self.hash, json.dumps(self.params, sort_keys=True),
+                 self.model, time.time()),
+            )
+
+    def parts(self) -> list[Path]:
+        if not self.dir.exists():
+            return []
+        return sorted(p for p in self.dir.glob("part-*.parquet"))
+
+    def done_ids(self) -> set[str]:
+        """Media ids already computed for this set (what a resumed run skips)."""
+        done: set[str] = set()
+        for part in self.parts():
+            done.update(pq.read_table(part, columns=["media_id"]).column(0).to_pylist())
+        return done
+
+    def write_part(self, table: pa.Table) -> Path:
+        """Write one batch of rows atomically (temp file, fsync, rename)."""
+        if "media_id" not in table.column_names:
+            raise ValueError("a feature part needs a media_id column")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stem = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        tmp = self.dir / f".{stem}.tmp"
+        final = self.dir / f"{stem}.parquet"
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+        return final
+
+    def read(self, columns: list[str] | None = None) -> pa.Table | None:
+        """All rows of the set (later parts win when a media appears twice), or None."""
+        parts = self.parts()
+        if not parts:
+            return None
+        table = pa.concat_tables(
+            [pq.read_table(p, columns=columns) for p in parts], promote_options="default"
+        )
+        return table
+
+
+def latest_feature_sets(ws: Workspace) -> list[FeatureSet]:
+    """The most recent parameter set of every feature name that has data."""
+    rows = ws.query(
+        "SELECT name, version, params, model FROM feature_sets f WHERE created = "
+        "(SELECT MAX(created) FROM feature_sets g WHERE g.name = f.name) ORDER BY name"
+    )
+    sets = [
+        FeatureSet(ws, r["name"], r["version"], json.loads(r["params"]), r["model"]) for r in rows
+    ]
+    return [s for s in sets if s.parts()]

@@ -1,0 +1,104 @@
+"""The catalogue's SQLite schema, with numbered migrations so old workspaces keep opening.
+
+Why SQLite (WAL) for the catalogue: it is in the standard library, lets readers (report, web
+page, export) in while a scan writes, and survived a killed writer in our measurements
+(../shared/research/ecosystem.md). Bulky per-media features go to Parquet part-files and arrays
+to .npy files that the catalogue points to (picsift.workspace.features).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        command TEXT NOT NULL,
+        params TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        status TEXT NOT NULL DEFAULT 'running',
+        counts TEXT
+    );
+
+    -- One row per distinct content: an image file's bytes, or one video keyframe.
+    CREATE TABLE IF NOT EXISTS media (
+        media_id TEXT PRIMARY KEY,          -- sha256 of the bytes (frames: of the stored JPEG)
+        kind TEXT NOT NULL,                 -- 'image' or 'frame'
+        format TEXT, width INTEGER, height INTEGER, mode TEXT,
+        n_frames INTEGER, file_size INTEGER, truncated INTEGER NOT NULL DEFAULT 0,
+        exif_datetime TEXT, exif_make TEXT, exif_model TEXT, exif_orientation INTEGER,
+        gps_lat REAL, gps_lon REAL,
+        video_id TEXT, frame_time REAL, frame_index INTEGER,
+        run_id INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS media_video ON media(video_id);
+
+    -- One row per path seen on disk that decoded (images, videos, stored keyframes).
+    CREATE TABLE IF NOT EXISTS files (
+        path TEXT PRIMARY KEY,
+        media_id TEXT NOT NULL,             -- for videos: the video's own sha256
+        kind TEXT NOT NULL,                 -- 'image', 'video' or 'frame'
+        root TEXT, relpath TEXT,
+        size INTEGER, mtime_ns INTEGER,
+        run_id INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS files_media ON files(media_id);
+
+    CREATE TABLE IF NOT EXISTS videos (
+        video_id TEXT PRIMARY KEY,
+        duration REAL, fps REAL, width INTEGER, height INTEGER, codec TEXT,
+        n_keyframes INTEGER, params TEXT,
+        run_id INTEGER NOT NULL
+    );
+
+    -- Per-path failures, kept with the file's size and mtime so a rerun skips them unless
+    -- the file changed (or --retry-errors); cleared when the path later succeeds.
+    CREATE TABLE IF NOT EXISTS errors (
+        path TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        size INTEGER, mtime_ns INTEGER,
+        run_id INTEGER NOT NULL,
+        at REAL NOT NULL
+    );
+
+    -- Which extractor produced which feature set with which parameters (features/*.parquet).
+    CREATE TABLE IF NOT EXISTS feature_sets (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        params_hash TEXT NOT NULL,
+        params TEXT NOT NULL,
+        model TEXT,
+        created REAL NOT NULL,
+        PRIMARY KEY (name, params_hash)
+    );
+    """,
+}
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the catalogue to SCHEMA_VERSION; return the version found before migrating."""
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    found = int(row[0]) if row else 0
+    if found > SCHEMA_VERSION:
+        from picsift.errors import WorkspaceError
+
+        raise WorkspaceError(
+            f"this workspace was written by a newer picsift (schema {found} > {SCHEMA_VERSION}); "
+            "upgrade picsift to open it"
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        with conn:
+            conn.executescript(_MIGRATIONS[version])
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),)
+            )
+    return found
