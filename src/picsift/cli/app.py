@@ -6,8 +6,10 @@ import logging
 import sys
 
 import typer
+from rich.markup import escape
 
 from picsift.cli.common import err_console
+from picsift.cli.copies import app as copies_app
 from picsift.cli.demo import demo_command
 from picsift.cli.export import export_command
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
@@ -29,6 +31,7 @@ app.command("info")(info_command)
 app.command("export")(export_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
+app.add_typer(copies_app, name="copies")
 
 
 @app.callback()
@@ -42,7 +45,8 @@ def main() -> None:
     try:
         app()
     except PicsiftError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        # escape: paths in the message may contain [brackets] that are not rich markup.
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: what was stored is kept; run again to resume")

@@ -10,8 +10,10 @@ from rich.console import Console
 import picsift
 from picsift.workspace.store import Workspace
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: messages (paths, hints to copy and paste) stay on one line in logs and pipes,
+# where rich would otherwise break them at 80 columns; tables still fit the width.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 WorkspaceArg = typer.Argument(
     Path("."), help="Corpus folder (its .picsift workspace is used) or a workspace folder."

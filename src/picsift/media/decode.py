@@ -71,11 +71,15 @@ def _open(path: Path, options: DecodeOptions) -> Image.Image:
             warnings.simplefilter("ignore")
             img = Image.open(path)
     except UnidentifiedImageError as exc:
-        raise MediaError(describe_non_image(path), kind="not_image") from exc
+        reason = describe_non_image(path)
+        kind = "corrupt" if reason.startswith("corrupt") else "not_image"
+        raise MediaError(reason, kind=kind) from exc
     except PermissionError as exc:
         raise MediaError("permission denied: cannot open file", kind="io") from exc
     except OSError as exc:
-        raise MediaError(f"cannot open image: {exc}", kind="io") from exc
+        if exc.errno is None:  # a Pillow plugin about the bytes ("Truncated File Read"), not the OS
+            raise MediaError(f"{describe_non_image(path)} ({exc})", kind="corrupt") from exc
+        raise MediaError(f"cannot open image: {exc.strerror or exc}", kind="io") from exc
     except Exception as exc:  # Pillow plugins raise assorted errors on hostile headers
         raise MediaError(f"invalid image header: {exc}", kind="corrupt") from exc
     pixels = img.width * img.height

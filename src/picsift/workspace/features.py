@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -71,18 +72,47 @@ class FeatureSet:
             done.update(pq.read_table(part, columns=["media_id"]).column(0).to_pylist())
         return done
 
-    def write_part(self, table: pa.Table) -> Path:
-        """Write one batch of rows atomically (temp file, fsync, rename)."""
+    def write_part(self, table: pa.Table, arrays: dict[str, np.ndarray] | None = None) -> Path:
+        """Write one batch of rows atomically (temp file, fsync, rename).
+
+        ``arrays`` (descriptors, keypoints...) go to a sibling ``.npz`` written first; the
+        Parquet file is renamed into place last, so it is the commit marker of the part.
+        """
         if "media_id" not in table.column_names:
             raise ValueError("a feature part needs a media_id column")
         self.dir.mkdir(parents=True, exist_ok=True)
         stem = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        if arrays is not None:
+            tmp_arrays = self.dir / f".{stem}.npz.tmp"
+            with open(tmp_arrays, "wb") as handle:
+                np.savez(handle, **arrays)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_arrays, self.dir / f"{stem}.npz")
         tmp = self.dir / f".{stem}.tmp"
         final = self.dir / f"{stem}.parquet"
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
+        return final
+
+    @staticmethod
+    def arrays_of(part: Path) -> dict[str, np.ndarray]:
+        """The arrays stored with a part (empty when it has none)."""
+        path = part.with_suffix(".npz")
+        if not path.exists():
+            return {}
+        with np.load(path) as data:
+            return {key: data[key] for key in data.files}
+
+    def replace_all(self, table: pa.Table) -> Path:
+        """Swap the whole set for one new part (results recomputed as a whole, e.g. clusters)."""
+        old = self.parts()
+        final = self.write_part(table)
+        for part in old:
+            part.unlink(missing_ok=True)
+            part.with_suffix(".npz").unlink(missing_ok=True)
         return final
 
     def read(self, columns: list[str] | None = None) -> pa.Table | None:

@@ -134,7 +134,14 @@ class Workspace:
         conn.execute("COMMIT")
 
     def begin_run(self, command: str, params: dict[str, Any]) -> int:
+        """Record a new run and return its id.
+
+        Called while holding the writer lock, so any run still marked 'running' belongs to a
+        process that died without finishing (kill -9, power loss): it is marked 'interrupted'.
+        """
         with self.transaction() as conn:
+            if self._lock.held:
+                conn.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
             cur = conn.execute(
                 "INSERT INTO runs(command, params, started) VALUES (?, ?, ?)",
                 (command, json.dumps(params, default=str, sort_keys=True), time.time()),
@@ -202,6 +209,16 @@ class Workspace:
         from picsift.export.table import errors_table
 
         return errors_table(self)
+
+    def copies(self, **options: Any) -> Any:
+        """Find copies among everything scanned and cluster them; see picsift.analyses.copies.
+
+        Keyword arguments are CopiesOptions fields (``workers``, ``algo``, ``min_inliers``...).
+        Returns a CopiesResult with ``pairs`` and ``clusters`` DataFrames and a ``summary``.
+        """
+        from picsift.analyses.copies import CopiesOptions, run_copies
+
+        return run_copies(self, CopiesOptions(**options))
 
     def info(self) -> dict[str, Any]:
         """Counts and facts summarising the workspace."""

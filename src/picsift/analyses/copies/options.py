@@ -1,0 +1,67 @@
+"""Settings of copy detection, one dataclass passed explicitly through every step."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from picsift.features.local import SiftParams
+
+
+@dataclass
+class CopiesOptions:
+    """Every knob of `picsift copies`; CLI flags map one to one.
+
+    The copy decision scales with the images instead of a fixed inlier count: a pair must
+    have ``min_inliers`` geometrically consistent matches AND an inlier ratio of at least
+    ``min_inlier_ratio`` AND a matched region covering at least ``min_coverage`` of one of the
+    two images. Defaults were calibrated on real negatives (see docs/copies.md).
+    """
+
+    sift: SiftParams = field(default_factory=SiftParams)
+    workers: int | None = None
+    batch_size: int = 16
+    # index
+    index_type: str = "auto"          # auto | Flat | a faiss factory string such as IVF1024,SQ8
+    nprobe: int = 8
+    # query
+    knn: int = 32                     # neighbours per descriptor
+    max_distance: float = 0.35        # squared RootSIFT L2 distance (0..2) for a tentative match
+    distance_ratio: float = 0.8       # keep neighbours within nearest/ratio of the nearest
+    min_votes: int = 6                # tentative matches for a candidate image to be verified
+    max_candidates: int = 100         # candidate images verified per query image
+    mirror: bool = True               # also match the mirrored image
+    # verification
+    min_inliers: int = 12
+    min_inlier_ratio: float = 0.25
+    min_coverage: float = 0.06        # share of one image's area spanned by the inliers
+    ransac_threshold: float = 0.012   # reprojection error, as a fraction of the image diagonal
+    # clustering
+    algo: str = "leiden"              # leiden | louvain | components
+    resolution: float = 1.0
+    progress: bool = False
+
+    def index_params(self) -> dict[str, Any]:
+        return {"sift": self.sift.as_dict(), "index_type": self.index_type}
+
+    def query_params(self) -> dict[str, Any]:
+        keys = ("knn", "max_distance", "distance_ratio", "min_votes", "max_candidates", "mirror",
+                "min_inliers", "min_inlier_ratio", "min_coverage", "ransac_threshold", "nprobe")
+        return {"index": self.index_params(), **{k: asdict(self)[k] for k in keys}}
+
+
+def options_from_dict(data: dict[str, Any]) -> CopiesOptions:
+    """Rebuild options saved with ``asdict`` (the workspace remembers the last ones used)."""
+    known = {k: v for k, v in data.items() if k in CopiesOptions.__dataclass_fields__}
+    sift = known.pop("sift", None)
+    options = CopiesOptions(**known)
+    if sift:
+        options.sift = SiftParams(**sift)
+    return options
+
+
+def options_to_dict(options: CopiesOptions) -> dict[str, Any]:
+    data = asdict(options)
+    data.pop("progress", None)
+    data.pop("workers", None)
+    return data
