@@ -13,6 +13,14 @@ from picsift.errors import PicsiftError
 from picsift.workspace.features import latest_feature_sets
 from picsift.workspace.store import Workspace
 
+# Which columns of a feature set belong in the one-row-per-media table (default: all of them).
+# Pair tables are not per media and are exported by their own command.
+EXPORTED_COLUMNS: dict[str, list[str]] = {
+    "sift": ["n_points"],
+    "copies_pairs": [],
+    "copies": ["cluster_id", "cluster_size", "degree", "quality", "representative", "relation"],
+}
+
 _MEDIA_SQL = """
 SELECT m.media_id, m.kind,
        (SELECT MIN(f.path) FROM files f WHERE f.media_id = m.media_id) AS path,
@@ -36,7 +44,10 @@ def media_table(ws: Workspace) -> pd.DataFrame:
     """
     table = pd.read_sql_query(_MEDIA_SQL, ws.connect())
     for feature_set in latest_feature_sets(ws):
-        data = feature_set.read()
+        wanted = EXPORTED_COLUMNS.get(feature_set.name)
+        if wanted == []:
+            continue
+        data = feature_set.read(None if wanted is None else ["media_id", *wanted])
         if data is None:
             continue
         frame = data.to_pandas().drop_duplicates("media_id", keep="last")

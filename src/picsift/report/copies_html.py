@@ -17,7 +17,7 @@ MAX_CLUSTERS = 200
 MAX_MEMBERS = 60
 
 _EXTRA_CSS = """
-.rep img{max-width:260px;max-height:260px}.rel{font-weight:600;color:#0a5}
+.tile.rep{width:260px}.rep img{max-width:260px;max-height:260px}.rel{font-weight:600;color:#0a5}
 .rel.mirrored{color:#a50}.cluster{display:flex;gap:1rem;align-items:flex-start}
 """
 

@@ -59,9 +59,14 @@ def _communities(n: int, edges: list[tuple[int, int]], algo: str, resolution: fl
 
 
 def cluster_media(media_ids: list[str], pairs: pd.DataFrame, *, algo: str = "leiden",
-                  resolution: float = 1.0, areas: dict[str, int] | None = None) -> pd.DataFrame:
-    """One row per media: cluster id (largest cluster = 0), size, degree, quality,
-    representative and each member's relation to its representative."""
+                  resolution: float = 1.0, areas: dict[str, int] | None = None,
+                  files_per_media: dict[str, int] | None = None) -> pd.DataFrame:
+    """One row per media: cluster id, size, degree, quality, representative and each member's
+    relation to its representative.
+
+    Sizes count files (an exact duplicate at three paths counts three), as users see them;
+    cluster 0 is the largest.
+    """
     if algo not in ALGORITHMS:
         raise ValueError(f"unknown clustering algorithm {algo!r}: use one of {', '.join(ALGORITHMS)}")
     position = {m: i for i, m in enumerate(media_ids)}
@@ -75,21 +80,41 @@ def cluster_media(media_ids: list[str], pairs: pd.DataFrame, *, algo: str = "lei
     for u, v in inside:
         degree[u] += 1
         degree[v] += 1
+    files_per_media = files_per_media or {}
     sizes = Counter(membership)
+    file_sizes: Counter[int] = Counter()
+    for v, c in enumerate(membership):
+        file_sizes[c] += files_per_media.get(media_ids[v], 1)
     edges_in = Counter(membership[u] for u, _ in inside)
     # stable ids: biggest cluster first, then by first media id
     first_id: dict[int, str] = {}
     for v, c in enumerate(membership):
         if c not in first_id or media_ids[v] < first_id[c]:
             first_id[c] = media_ids[v]
-    order = sorted(sizes, key=lambda c: (-sizes[c], first_id[c]))
+    order = sorted(sizes, key=lambda c: (-file_sizes[c], first_id[c]))
     relabel = {c: i for i, c in enumerate(order)}
     areas = areas or {}
+    # Representative: most links; then most shared content with the others (the full photo
+    # rather than one crop of it); then the image whose own frame is most entirely matched
+    # content (the clean photo rather than a screenshot or a padded, rotated repost).
+    own_inside: Counter[str] = Counter()
+    shared: Counter[str] = Counter()
+    for row in edges_frame.itertuples():
+        if membership[position[row.query_id]] == membership[position[row.match_id]]:
+            both = float(row.query_inside) + float(row.match_inside)
+            own_inside[row.query_id] += float(row.query_inside)
+            own_inside[row.match_id] += float(row.match_inside)
+            shared[row.query_id] += both
+            shared[row.match_id] += both
+
+    def rank(v: int) -> tuple[int, float, float, int, str]:
+        media = media_ids[v]
+        return (degree[v], round(shared[media], 1), round(own_inside[media], 2),
+                areas.get(media, 0), media)
+
     representative: dict[int, int] = {}
     for v, c in enumerate(membership):
-        best = representative.get(c)
-        key = (degree[v], areas.get(media_ids[v], 0), media_ids[v])
-        if best is None or key > (degree[best], areas.get(media_ids[best], 0), media_ids[best]):
+        if c not in representative or rank(v) > rank(representative[c]):
             representative[c] = v
     relation = _relations_to_representative(edges_frame, media_ids, membership, representative)
     rows: list[dict[str, Any]] = []
@@ -99,7 +124,7 @@ def cluster_media(media_ids: list[str], pairs: pd.DataFrame, *, algo: str = "lei
         rows.append({
             "media_id": media_ids[v],
             "cluster_id": relabel[c],
-            "cluster_size": n,
+            "cluster_size": file_sizes[c],
             "degree": degree[v],
             "quality": round(edges_in[c] / possible, 4) if possible else 1.0,
             "representative": media_ids[representative[c]],
@@ -120,7 +145,7 @@ def _relations_to_representative(edges: pd.DataFrame, media_ids: list[str], memb
         rep = media_ids[representative[c]]
         me = media_ids[v]
         if me == rep:
-            out.append("representative" if sizes[c] > 1 else "alone")
+            out.append("representative" if sizes[c] > 1 else "alone")  # see tables.py for files
             continue
         if (me, rep) in direct:
             rel, mirrored = direct[(me, rep)]

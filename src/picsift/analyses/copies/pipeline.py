@@ -145,13 +145,15 @@ def cluster_all(ws: Workspace, options: CopiesOptions, summary: CopiesSummary) -
     """Cluster every described media from the stored pairs; store as the 'copies' feature set."""
     started = time.monotonic()
     pairs = load_pairs(ws, options)
-    media = ws.query("SELECT media_id, width * height AS area FROM media WHERE EXISTS "
-                     "(SELECT 1 FROM files f WHERE f.media_id = media.media_id)")
+    media = ws.query("SELECT m.media_id, m.width * m.height AS area, COUNT(f.path) AS n_files "
+                     "FROM media m JOIN files f ON f.media_id = m.media_id "
+                     "WHERE f.kind IN ('image', 'frame') GROUP BY m.media_id")
     areas = {r["media_id"]: r["area"] or 0 for r in media}
+    n_files = {r["media_id"]: r["n_files"] for r in media}
     queried = pairs_feature_set(ws, options).done_ids()
     media_ids = sorted(m for m in areas if m in queried)
     clusters = cluster_media(media_ids, pairs, algo=options.algo, resolution=options.resolution,
-                             areas=areas)
+                             areas=areas, files_per_media=n_files)
     target = clusters_feature_set(ws, options)
     target.register()
     target.replace_all(pa.Table.from_pandas(clusters, preserve_index=False))

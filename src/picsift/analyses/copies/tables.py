@@ -98,14 +98,7 @@ def clusters_table(ws: Workspace, options: CopiesOptions) -> pd.DataFrame:
     index.load()
     points = dict(zip(index.media.media_ids, (int(c) for c in index.media.counts)))
     table = files.merge(clusters, on="media_id", how="inner").sort_values("path")
-    # Exact duplicates are one media at several paths: the cluster counts files, as users
-    # see them, and ids are renumbered so the biggest cluster (in files) is 0.
-    table["cluster_size"] = table.groupby("cluster_id")["path"].transform("count")
-    first_path = table.groupby("cluster_id")["path"].transform("min")
-    order = (table.assign(first=first_path)
-             .drop_duplicates("cluster_id")
-             .sort_values(["cluster_size", "first"], ascending=[False, True])["cluster_id"])
-    table["cluster_id"] = table["cluster_id"].map({c: i for i, c in enumerate(order)})
+    # Exact duplicates are one media at several paths: one row per path here.
     duplicate = table.duplicated("media_id", keep="first")
     table.loc[duplicate, "relation"] = "identical bytes"
     alone_dups = (table["relation"] == "alone") & (table["cluster_size"] > 1)

@@ -1,0 +1,274 @@
+"""Copy detection on real photos (the demo corpus's CC0 photos) and their edited copies."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+import picsift
+from picsift.analyses.cluster_metrics import evaluate_clusters, pairwise_scores
+
+PHOTOS = Path(picsift.__file__).parent / "demo" / "corpus" / "photos"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SOURCES = ["astronaut", "coffee", "chelsea", "rocket"]
+DISTRACTORS = ["hubble", "retina", "camera"]
+
+
+def _photo(name: str) -> Image.Image:
+    path = next(PHOTOS.glob(f"{name}.*"))
+    return Image.open(path).convert("RGB")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _crop_area(img: Image.Image, share: float, rng: np.random.Generator) -> Image.Image:
+    side = np.sqrt(share)
+    w, h = int(img.width * side), int(img.height * side)
+    x = int(rng.integers(0, img.width - w))
+    y = int(rng.integers(0, img.height - h))
+    return img.crop((x, y, x + w, y + h))
+
+
+def _caption(img: Image.Image) -> Image.Image:
+    out = img.copy()
+    draw = ImageDraw.Draw(out)
+    draw.text((10, 8), "WHEN IT IS MONDAY", font=_font(out.width // 12), fill="white",
+              stroke_width=3, stroke_fill="black")
+    return out
+
+
+def _screenshot(img: Image.Image) -> Image.Image:
+    photo = img.resize((360, round(360 * img.height / img.width)))
+    canvas = Image.new("RGB", (460, photo.height + 200), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((20, 20), "Someone @someone - 3h", font=_font(16), fill="black")
+    draw.text((20, 45), "you will not believe this", font=_font(16), fill="black")
+    canvas.paste(photo, (50, 80))
+    draw.text((20, photo.height + 100), "Reply  Repost  Like  Share", font=_font(15), fill="grey")
+    return canvas
+
+
+def _collage(images: list[Image.Image]) -> Image.Image:
+    tiles = [im.resize((300, 225)) for im in images]
+    canvas = Image.new("RGB", (600, 450))
+    for i, tile in enumerate(tiles):
+        canvas.paste(tile, ((i % 2) * 300, (i // 2) * 225))
+    return canvas
+
+
+def make_copy_corpus(root: Path) -> pd.DataFrame:
+    """Originals, eight kinds of edited copies of each source, and distractors; truth table."""
+    rng = np.random.default_rng(7)
+    rows = []
+
+    def save(img: Image.Image, name: str, truth: str, transform: str, quality: int = 85) -> None:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, "JPEG", quality=quality)
+        rows.append({"path": name, "truth": truth, "transform": transform})
+
+    for source in SOURCES:
+        img = _photo(source)
+        save(img, f"originals/{source}.jpg", source, "original", 92)
+        save(_crop_area(img, 0.3, rng).resize((480, 360)), f"copies/{source}_crop30.jpg", source, "crop")
+        save(ImageOps.mirror(img), f"copies/{source}_mirror.jpg", source, "mirror")
+        save(img.rotate(20, expand=True, fillcolor="black"), f"copies/{source}_rot20.jpg", source, "rotation")
+        save(img, f"copies/{source}_q15.jpg", source, "jpeg15", 15)
+        save(ImageOps.grayscale(img).convert("RGB"), f"copies/{source}_grey.jpg", source, "grey")
+        save(_caption(img), f"copies/{source}_meme.jpg", source, "caption")
+        save(_screenshot(img), f"copies/{source}_screenshot.jpg", source, "screenshot")
+    for name in DISTRACTORS:
+        save(_photo(name), f"distractors/{name}.jpg", name, "distractor")
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def copy_run(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("copies")
+    corpus = root / "corpus"
+    truth = make_copy_corpus(corpus)
+    truth.to_csv(root / "truth.csv", index=False)
+    ws = picsift.open(corpus, workspace=root / "ws")
+    ws.scan(workers=2)
+    result = ws.copies(workers=2)
+    return ws, result, truth, corpus, root
+
+
+def _cluster_of(result, corpus: Path) -> dict[str, int]:
+    return {str(Path(p).relative_to(corpus)): c
+            for p, c in zip(result.clusters["path"], result.clusters["cluster_id"])}
+
+
+def test_every_copy_lands_in_its_sources_cluster(copy_run):
+    _ws, result, truth, corpus, _root = copy_run
+    cluster = _cluster_of(result, corpus)
+    for source in SOURCES:
+        members = truth[truth["truth"] == source]["path"]
+        assert {cluster[p] for p in members} == {cluster[f"originals/{source}.jpg"]}, source
+
+
+def test_distinct_sources_and_distractors_stay_apart(copy_run):
+    _ws, result, truth, corpus, _root = copy_run
+    cluster = _cluster_of(result, corpus)
+    source_clusters = [cluster[f"originals/{s}.jpg"] for s in SOURCES]
+    assert len(set(source_clusters)) == len(SOURCES)
+    for name in DISTRACTORS:
+        assert (result.clusters.loc[result.clusters["path"].str.endswith(f"distractors/{name}.jpg"),
+                                    "cluster_size"] == 1).all(), name
+
+
+def test_pairs_describe_the_transform(copy_run):
+    _ws, result, _truth, _corpus, _root = copy_run
+    pairs = result.pairs
+
+    def pair(query: str, match: str) -> pd.Series:
+        rows = pairs[pairs["query_path"].str.endswith(query) & pairs["result_path"].str.endswith(match)]
+        assert len(rows) == 1, (query, match)
+        return rows.iloc[0]
+
+    mirror = pair("copies/astronaut_mirror.jpg", "originals/astronaut.jpg")
+    assert bool(mirror["mirrored"]) and mirror["relation"] == "same"
+    rotated = pair("copies/coffee_rot20.jpg", "originals/coffee.jpg")
+    assert abs(abs(rotated["rotation"]) - 20) < 2 and not rotated["mirrored"]
+    crop = pair("copies/rocket_crop30.jpg", "originals/rocket.jpg")
+    assert crop["relation"] == "inside"
+    assert crop["query_inside"] > 0.9 and 0.2 < crop["result_inside"] < 0.45  # 30% of the area
+    assert crop["query_covered"] > crop["result_covered"]
+    screenshot = pair("copies/chelsea_screenshot.jpg", "originals/chelsea.jpg")
+    assert screenshot["relation"] == "contains"
+    assert screenshot["result_inside"] > 0.9 and screenshot["query_inside"] < 0.7
+    assert (pairs["nb_match_ransac"] <= pairs["nb_match_total"]).all()
+
+
+def test_eval_against_truth_file(copy_run):
+    ws, _result, _truth, _corpus, root = copy_run
+    from picsift.analyses.copies.evaluation import evaluate_against_truth
+    from picsift.cli.copies import _options
+
+    scores = evaluate_against_truth(ws, _options(ws, {}), root / "truth.csv")
+    assert scores.n_items == len(SOURCES) * 8 + len(DISTRACTORS)
+    assert scores.pairwise_precision == 1.0 and scores.pairwise_recall == 1.0
+    assert scores.adjusted_rand_index == pytest.approx(1.0)
+
+
+def test_incremental_add_only_processes_new_images(copy_run, tmp_path):
+    _ws, _result, _truth, _corpus, root = copy_run
+    corpus = tmp_path / "corpus"
+    shutil.copytree(root / "corpus", corpus)
+    ws = picsift.open(corpus, workspace=tmp_path / "ws")
+    ws.scan(workers=1)
+    first = ws.copies(workers=1)
+    assert first.summary.described == first.summary.queried == len(SOURCES) * 8 + len(DISTRACTORS)
+    new = corpus / "later"
+    new.mkdir()
+    _crop_area(_photo("astronaut"), 0.5, np.random.default_rng(1)).save(new / "astro_late.jpg", quality=80)
+    _photo("horse").convert("RGB").save(new / "horse.jpg")
+    ws.scan(workers=1)
+    second = ws.copies(workers=1)
+    assert (second.summary.described, second.summary.indexed, second.summary.queried) == (2, 2, 2)
+    cluster = _cluster_of(second, corpus)
+    assert cluster["later/astro_late.jpg"] == cluster["originals/astronaut.jpg"]
+    assert (second.clusters.loc[second.clusters["path"].str.endswith("later/horse.jpg"),
+                                "cluster_size"] == 1).all()
+
+
+def test_query_new_images_without_adding_them(copy_run, tmp_path):
+    ws, result, _truth, _corpus, _root = copy_run
+    from picsift.analyses.copies.external import query_external
+    from picsift.cli.copies import _options
+
+    ImageOps.mirror(_photo("coffee")).resize((300, 200)).save(tmp_path / "coffee_new.jpg")
+    _photo("coins").convert("RGB").save(tmp_path / "coins.jpg")
+    options = _options(ws, {})
+    found = query_external(ws, [str(tmp_path)], options)
+    coffee = found[found["query_path"].str.endswith("coffee_new.jpg")]
+    assert coffee["result_path"].str.endswith("originals/coffee.jpg").any()
+    assert coffee["mirrored"].fillna(False).astype(bool).any()
+    coins = found[found["query_path"].str.endswith("coins.jpg")]
+    assert coins["result_path"].isna().all()
+    from picsift.analyses.copies.index import CopyIndex
+
+    index = CopyIndex(ws, options)
+    index.load()
+    assert len(index.media.media_ids) == len(set(result.clusters["image_id"]))
+
+
+def test_cli_copies_one_command_and_steps(tmp_path):
+    corpus = tmp_path / "corpus"
+    make_copy_corpus(corpus)
+    env_python = sys.executable
+    run = subprocess.run([env_python, "-m", "picsift", "copies", str(corpus), "--workers", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = corpus / ".picsift" / "copies"
+    clusters = pd.read_csv(out / "copies_clusters.csv")
+    assert {"path", "image_id", "nb_points", "degree", "cluster_id", "quality"} <= set(clusters.columns)
+    pairs = pd.read_csv(out / "copies_pairs.csv")
+    assert {"query_path", "result_path", "nb_match_total", "nb_match_ransac", "ransac_ratio",
+            "scale", "rotation", "mirrored", "relation"} <= set(pairs.columns)
+    page = (out / "copies.html").read_text()
+    assert "cluster 0" in page and "mirrored" in page
+    again = subprocess.run([env_python, "-m", "picsift", "copies", "cluster", str(corpus),
+                            "--algo", "components"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert clusters["cluster_size"].max() == 8
+
+
+def test_metrics_on_hand_computed_example():
+    truth = {"a": 1, "b": 1, "c": 1, "d": 2, "e": 2, "f": 3}
+    predicted = {"a": 10, "b": 10, "c": 11, "d": 12, "e": 12}  # f missing: a singleton
+    scores = evaluate_clusters(truth, predicted, queries={"a", "d"})
+    # truth 1: best is {a,b}: P 1, R 2/3; truth 2: {d,e}: P 1 R 1; truth 3: {f}: P 1 R 1
+    assert scores.cluster_precision == pytest.approx(1.0)
+    assert scores.cluster_recall == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert scores.cluster_f1 == pytest.approx((0.8 + 1 + 1) / 3)
+    # pairs together in truth: ab ac bc de = 4; predicted: ab de = 2, both right
+    p, r, f, ari = pairwise_scores(truth, predicted)
+    assert (p, r) == (1.0, 0.5) and f == pytest.approx(2 / 3)
+    # ARI by hand: index 2, expected 4*2/15, max 3 -> (2 - 8/15) / (3 - 8/15)
+    assert ari == pytest.approx((2 - 8 / 15) / (3 - 8 / 15))
+    # query AP: a's cluster {a,b} minus queries -> {b}: 1; d's {d,e} -> {e}: 1
+    assert scores.query_average_precision == pytest.approx(1.0)
+    assert evaluate_clusters(truth, {}, {"a"}).query_average_precision == 0.0
+
+
+@pytest.mark.skipif(not (SHARED / "pimmi-small").exists(), reason="needs ../shared/data (not in a user checkout)")
+def test_pimmi_small_keeps_different_scenes_apart(tmp_path):
+    corpus = tmp_path / "pimmi"
+    shutil.copytree(SHARED / "pimmi-small", corpus)
+    ws = picsift.open(corpus, workspace=tmp_path / "ws")
+    ws.scan(workers=2)
+    result = ws.copies(workers=2)
+    cluster = _cluster_of(result, corpus)
+    assert cluster["0/000002.jpg"] == cluster["0/000005.jpg"] == cluster["0/000007.jpg"]
+    assert cluster["0/000008.jpg"] == cluster["0/000009.jpg"]
+    others = [p for p in cluster if p not in {"0/000002.jpg", "0/000005.jpg", "0/000007.jpg",
+                                               "0/000008.jpg", "0/000009.jpg"}]
+    assert len({cluster[p] for p in others}) == len(others)
+    assert cluster["0/000002.jpg"] != cluster["0/000008.jpg"]
+    assert not set(cluster[p] for p in others) & {cluster["0/000002.jpg"], cluster["0/000008.jpg"]}
+
+
+@pytest.mark.skipif(not (SHARED / "imagededup").exists(), reason="needs ../shared/data (not in a user checkout)")
+def test_imagededup_copies_found_and_base_images_apart(tmp_path):
+    corpus = tmp_path / "dedup"
+    shutil.copytree(SHARED / "imagededup" / "mixed_images", corpus / "mixed")
+    shutil.copytree(SHARED / "imagededup" / "base_images", corpus / "base")
+    ws = picsift.open(corpus, workspace=tmp_path / "ws")
+    ws.scan(workers=2)
+    result = ws.copies(workers=2)
+    cluster = _cluster_of(result, corpus)
+    group = {cluster[f"mixed/ukbench00120{s}.jpg"] for s in ("", "_hflip", "_resize", "_rotation")}
+    assert len(group) == 1
+    base = [p for p in cluster if p.startswith("base/")]
+    # base images are 10 different scenes; ukbench00120 and 09268 also appear in mixed/
+    assert len({cluster[p] for p in base}) == len(base)
