@@ -272,3 +272,30 @@ def test_imagededup_copies_found_and_base_images_apart(tmp_path):
     base = [p for p in cluster if p.startswith("base/")]
     # base images are 10 different scenes; ukbench00120 and 09268 also appear in mixed/
     assert len({cluster[p] for p in base}) == len(base)
+
+
+def _clusters_for(edges: list[tuple[str, str]], nodes: list[str], algo: str) -> dict[str, int]:
+    from picsift.analyses.copies.cluster import cluster_media
+
+    pairs = pd.DataFrame([{"query_id": a, "match_id": b, "inliers": 50, "relation": "same",
+                           "mirrored": False, "query_inside": 1.0, "match_inside": 1.0}
+                          for a, b in edges])
+    frame = cluster_media(nodes, pairs, algo=algo)
+    return dict(zip(frame["media_id"], frame["cluster_id"]))
+
+
+def test_leiden_cuts_a_collage_bridge_but_keeps_chains_whole():
+    group_a = [f"a{i}" for i in range(5)]
+    group_b = [f"b{i}" for i in range(5)]
+    clique = [(x, y) for g in (group_a, group_b) for i, x in enumerate(g) for y in g[i + 1:]]
+    # a collage holding one image of each group links to every member of both groups
+    bridge = [("collage", x) for x in group_a + group_b]
+    nodes = group_a + group_b + ["collage"]
+    leiden = _clusters_for(clique + bridge, nodes, "leiden")
+    assert len({leiden[x] for x in group_a}) == 1 and len({leiden[x] for x in group_b}) == 1
+    assert leiden["a0"] != leiden["b0"]
+    components = _clusters_for(clique + bridge, nodes, "components")
+    assert len(set(components.values())) == 1
+    chain = [(f"c{i}", f"c{i + 1}") for i in range(5)]  # crop of a crop of a crop...
+    chained = _clusters_for(chain, [f"c{i}" for i in range(6)], "leiden")
+    assert len(set(chained.values())) == 1

@@ -22,7 +22,7 @@ def demo_command(
     fresh: bool = typer.Option(False, help="Start from scratch (delete --out first)."),
 ) -> None:
     """Copy the demo corpus, scan it (images + video keyframes), list duplicates and errors,
-    export the table and write the HTML report."""
+    find copies, export the table and write the HTML reports."""
     corpus = out / "corpus"
     if fresh and out.exists():
         shutil.rmtree(out)
@@ -39,6 +39,20 @@ def demo_command(
     duplicates_command(ws.dir, exact=True, csv=out / "duplicates.csv", limit=20)
     console.rule("errors (expected: the demo has broken files on purpose)")
     errors_command(ws.dir, csv=None)
+    console.rule("copy detection")
+    from picsift.cli.copies import _options, _remember, _summary, _write_outputs
+    from picsift.analyses.copies.pipeline import CopiesSummary, build_index, cluster_all, query_all
+
+    options = _options(ws, {})
+    options.workers, options.progress = workers, True
+    copies = CopiesSummary()
+    with ws.writing():
+        _remember(ws, options)
+        index, features = build_index(ws, options, copies)
+        query_all(ws, options, index, features, copies)
+        cluster_all(ws, options, copies)
+    _summary(copies)
+    _write_outputs(ws, options, out / "copies", "csv")
     console.rule("outputs")
     result = export_table(ws, out / "media.csv")
     console.print(f"table: {result['path']} ({result['rows']} rows x {result['columns']} columns)")

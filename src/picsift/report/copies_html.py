@@ -46,8 +46,11 @@ def build_copies_report(ws: Workspace, clusters: pd.DataFrame, pairs: pd.DataFra
             thumb = thumbnail_data_uri(ws, row.image_id, row.path)
             img = f"<img src='{thumb}' alt=''>" if thumb else "<div class='muted'>(no preview)</div>"
             cls = "rel mirrored" if "mirrored" in str(row.relation) else "rel"
+            name = os.path.basename(str(row.path))
+            if isinstance(row.video_path, str):  # a keyframe: say which video and when
+                name = f"{os.path.basename(row.video_path)} @ {row.frame_time:.2f} s"
             tiles.append(f"<div class='tile'>{img}<span class='{cls}'>{_e(row.relation)}</span><br>"
-                         f"{_e(os.path.basename(str(row.path)))}</div>")
+                         f"{_e(name)}</div>")
         more = (f"<p class='muted'>… {len(members) - MAX_MEMBERS} more</p>"
                 if len(members) > MAX_MEMBERS else "")
         sections.append(

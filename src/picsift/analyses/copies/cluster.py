@@ -30,6 +30,48 @@ def undirected_edges(pairs: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(["a", "b"]).reset_index(drop=True)
 
 
+MIN_COMMUNITY = 3         # a split must leave at least this many images on each side
+MAX_BRIDGE_DENSITY = 0.3  # ... and few links between the sides, relative to inside them
+
+
+def _merge_weak_splits(labels: list[int], edges: list[tuple[int, int]]) -> list[int]:
+    """Undo community splits that are not a clear bridge between two copy groups.
+
+    Modularity splits any sparse component, including genuine chains of copies (a crop of a
+    crop of a repost). A split is kept only when both sides have MIN_COMMUNITY images and the
+    link density between them is below MAX_BRIDGE_DENSITY times the density inside them,
+    which is what a collage or a shared logo between two unrelated groups looks like.
+    """
+    size = Counter(labels)
+    inside: Counter[int] = Counter()
+    between: Counter[tuple[int, int]] = Counter()
+    for u, v in edges:
+        a, b = labels[u], labels[v]
+        if a == b:
+            inside[a] += 1
+        else:
+            between[(min(a, b), max(a, b))] += 1
+
+    def density(c: int) -> float:
+        possible = size[c] * (size[c] - 1) / 2
+        return inside[c] / possible if possible else 1.0
+
+    parent = {c: c for c in size}
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for (a, b), n in sorted(between.items(), key=lambda item: -item[1]):
+        small = min(size[a], size[b]) < MIN_COMMUNITY
+        dense = n / (size[a] * size[b]) >= MAX_BRIDGE_DENSITY * min(density(a), density(b))
+        if small or dense:
+            parent[find(a)] = find(b)
+    return [find(c) for c in labels]
+
+
 def _communities(n: int, edges: list[tuple[int, int]], algo: str, resolution: float) -> list[int]:
     import igraph as ig
 
@@ -48,7 +90,7 @@ def _communities(n: int, edges: list[tuple[int, int]], algo: str, resolution: fl
                                          n_iterations=10)
         else:
             parts = sub.community_multilevel(resolution=resolution)
-        labels = parts.membership
+        labels = _merge_weak_splits(parts.membership, sub.get_edgelist())
         remap: dict[int, int] = {}
         for v, label in zip(component, labels):
             if label not in remap:

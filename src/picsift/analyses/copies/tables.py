@@ -23,7 +23,9 @@ from picsift.workspace.store import Workspace
 def _media_facts(ws: Workspace) -> pd.DataFrame:
     return pd.read_sql_query(
         "SELECT m.media_id, m.width, m.height, "
-        "(SELECT MIN(f.path) FROM files f WHERE f.media_id = m.media_id) AS path "
+        "(SELECT MIN(f.path) FROM files f WHERE f.media_id = m.media_id) AS path, "
+        "(SELECT MIN(v.path) FROM files v WHERE v.media_id = m.video_id AND v.kind = 'video') "
+        "AS video_path, m.frame_time "
         "FROM media m", ws.connect())
 
 
@@ -114,5 +116,7 @@ def clusters_table(ws: Workspace, options: CopiesOptions) -> pd.DataFrame:
         "representative_id": table["representative"],
         "representative_path": facts.reindex(table["representative"])["path"].to_numpy(),
         "relation": table["relation"],
+        "video_path": facts.reindex(table["media_id"])["video_path"].to_numpy(),
+        "frame_time": facts.reindex(table["media_id"])["frame_time"].to_numpy(),
     }).sort_values(["cluster_size", "cluster_id", "path"], ascending=[False, True, True]
                    ).reset_index(drop=True)
