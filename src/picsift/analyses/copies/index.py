@@ -153,6 +153,10 @@ class CopyIndex:
         import faiss
 
         index = faiss.index_factory(DIM, index_type, faiss.METRIC_L2)
+        try:  # 10 k-means rounds place IVF centroids well enough for descriptor matching
+            faiss.extract_index_ivf(index).cp.niter = 10
+        except RuntimeError:
+            pass
         if not index.is_trained:
             log.info("training %s on %d descriptors", index_type, len(sample))
             index.train(sample)
@@ -197,7 +201,7 @@ class CopyIndex:
         if not index_type.startswith("IVF") and "PQ" not in index_type:
             return np.zeros((0, DIM), np.float32)
         nlist = int(index_type.split(",")[0][3:].split("_")[0]) if index_type.startswith("IVF") else 256
-        wanted = min(48 * nlist, 300_000)
+        wanted = min(40 * nlist, 200_000)
         rng = np.random.default_rng(0)
         chunks: list[np.ndarray] = []
         budget_per_part = max(1, wanted // max(1, len(pending)))

@@ -31,6 +31,7 @@ class CopiesOptions:
     min_votes: int = 6                # tentative matches for a candidate image to be verified
     max_candidates: int = 100         # candidate images verified per query image
     mirror: bool = True               # also match the mirrored image
+    mirror_points: int = 300          # strongest keypoints searched mirrored (0 = all)
     # verification
     min_inliers: int = 12
     min_inlier_ratio: float = 0.25
@@ -46,6 +47,7 @@ class CopiesOptions:
 
     def query_params(self) -> dict[str, Any]:
         keys = ("knn", "max_distance", "distance_ratio", "min_votes", "max_candidates", "mirror",
+                "mirror_points",
                 "min_inliers", "min_inlier_ratio", "min_coverage", "ransac_threshold", "nprobe")
         return {"index": self.index_params(), **{k: asdict(self)[k] for k in keys}}
 

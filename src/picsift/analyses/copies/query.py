@@ -94,6 +94,19 @@ def _verify_candidates(image: QueryImage, q_xy: np.ndarray, kept: tuple[np.ndarr
     return results
 
 
+def _strongest(images: list[QueryImage], offsets: np.ndarray, limit: int) -> np.ndarray:
+    """Global row numbers of each image's ``limit`` largest-scale keypoints, in order."""
+    picked: list[np.ndarray] = []
+    for n, image in enumerate(images):
+        count = int(offsets[n + 1] - offsets[n])
+        if limit <= 0 or count <= limit:
+            local = np.arange(count)
+        else:
+            local = np.sort(np.argsort(-image.keypoints[:, 2], kind="stable")[:limit])
+        picked.append(local + int(offsets[n]))
+    return np.concatenate(picked) if picked else np.zeros(0, np.int64)
+
+
 def query_batch(images: list[QueryImage], index: CopyIndex, options: CopiesOptions
                 ) -> Iterator[tuple[str, list[Match]]]:
     """Yield (query media id, verified matches) for each image of the batch."""
@@ -103,23 +116,33 @@ def query_batch(images: list[QueryImage], index: CopyIndex, options: CopiesOptio
     counts = [len(im.descriptors) for im in images]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     all_desc = np.concatenate([im.descriptors for im in images]) if sum(counts) else None
-    searches: list[tuple[bool, np.ndarray, np.ndarray]] = []
+    searches: list[tuple[bool, np.ndarray, np.ndarray, np.ndarray]] = []
     if all_desc is not None and index.n_vectors:
         k = min(options.knn, index.n_vectors)
-        variants = [(False, all_desc)] + ([(True, mirror_descriptors(all_desc))] if options.mirror else [])
-        for mirrored, desc in variants:
-            distances, ids = index.index.search(np.ascontiguousarray(root_sift(desc)), k)
-            searches.append((mirrored, distances, ids))
+        rows = np.arange(len(all_desc))
+        distances, ids = index.index.search(np.ascontiguousarray(root_sift(all_desc)), k)
+        searches.append((False, rows, distances, ids))
+        if options.mirror:
+            # Mirrored copies are rarer: search only each image's strongest keypoints (largest
+            # scale: the most repeatable), enough to gather the votes of a real mirrored copy.
+            mirrored_rows = _strongest(images, offsets, options.mirror_points)
+            distances, ids = index.index.search(
+                np.ascontiguousarray(root_sift(mirror_descriptors(all_desc[mirrored_rows]))), k)
+            searches.append((True, mirrored_rows, distances, ids))
     for n, image in enumerate(images):
         lo, hi = int(offsets[n]), int(offsets[n + 1])
         best: dict[int, tuple[int, PairGeometry]] = {}
         if hi > lo:
             self_pos = position.get(image.media_id)
-            for mirrored, distances, ids in searches:
-                q_xy = image.keypoints[:, :2].copy()
+            for mirrored, rows, distances, ids in searches:
+                lo_r, hi_r = np.searchsorted(rows, [lo, hi])
+                if hi_r <= lo_r:
+                    continue
+                local = rows[lo_r:hi_r] - lo  # keypoint index within this image
+                q_xy = image.keypoints[local, :2].copy()
                 if mirrored:
                     q_xy[:, 0] = image.width - q_xy[:, 0]
-                kept = _tentative(distances[lo:hi], ids[lo:hi], index.owner, self_pos, options)
+                kept = _tentative(distances[lo_r:hi_r], ids[lo_r:hi_r], index.owner, self_pos, options)
                 for owner_pos, found in _verify_candidates(image, q_xy, kept, index, options,
                                                            mirrored).items():
                     if owner_pos not in best or found[1].inliers > best[owner_pos][1].inliers:

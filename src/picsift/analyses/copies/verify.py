@@ -119,14 +119,18 @@ def verify_pair(q_xy: np.ndarray, m_xy: np.ndarray, q_wh: tuple[int, int],
     if n < max(3, min_inliers):
         return None
     threshold = max(1.5, ransac_threshold * math.hypot(*m_wh))
-    fitted = None
-    for model in ("similarity", "affine"):
-        fitted = _fit(model, q_xy, m_xy, threshold)
-        if fitted is not None and fitted[1].sum() >= min_inliers and fitted[1].sum() / n >= min_inlier_ratio:
-            break
-        fitted = None
-    if fitted is None:
-        return None
+    def good(fit: tuple[np.ndarray, np.ndarray] | None) -> bool:
+        return fit is not None and fit[1].sum() >= min_inliers and fit[1].sum() / n >= min_inlier_ratio
+
+    fitted = _fit("similarity", q_xy, m_xy, threshold)
+    if not good(fitted):
+        # A stretched copy still agrees locally with a similarity; only then try an affine.
+        if fitted is None or fitted[1].sum() < min_inliers // 2:
+            return None
+        fitted = _fit("affine", q_xy, m_xy, threshold)
+        if not good(fitted):
+            return None
+    assert fitted is not None
     transform, inlier = fitted
     inliers = int(inlier.sum())
     ratio = inliers / n
