@@ -156,8 +156,6 @@ def test_audio_only_file_is_not_a_video(tmp_path: Path) -> None:
     assert os.path.getsize(path) > 0
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: keyframe media are keyed by the JPEG's sha256, "
-                   "so a frame shared by two videos keeps only the first video's provenance")
 def test_identical_keyframes_in_two_videos_belong_to_both(tmp_path: Path) -> None:
     black = Image.new("RGB", (160, 120), (0, 0, 0))
     photos = scene_pictures()
@@ -167,9 +165,28 @@ def test_identical_keyframes_in_two_videos_belong_to_both(tmp_path: Path) -> Non
     ws.scan(workers=1, progress=False)
     per_video = {
         r["path"]: r["n"] for r in ws.query(
-            "SELECT v.path, COUNT(m.media_id) AS n FROM files v LEFT JOIN media m "
-            "ON m.video_id = v.media_id WHERE v.kind = 'video' GROUP BY v.path")
+            "SELECT v.path, COUNT(k.media_id) AS n FROM files v LEFT JOIN keyframes k "
+            "ON k.video_id = v.media_id WHERE v.kind = 'video' GROUP BY v.path")
     }
     ws.close()
     assert per_video == {str(tmp_path / "corpus" / "a.mp4"): 2,
                          str(tmp_path / "corpus" / "b.mp4"): 2}
+    shared = ws_shared = picsift.open(tmp_path / "corpus")
+    black_rows = ws_shared.query(
+        "SELECT media_id, COUNT(DISTINCT video_id) AS n FROM keyframes GROUP BY media_id "
+        "HAVING COUNT(DISTINCT video_id) = 2")
+    assert len(black_rows) == 1  # the shared black frame: one media, two occurrences
+    shared.close()
+
+
+def test_changed_keyframe_settings_reextract_the_video(tmp_path: Path) -> None:
+    write_video(tmp_path / "corpus" / "v.mp4", scene_pictures())
+    ws = picsift.open(tmp_path / "corpus")
+    first = ws.scan(workers=1, progress=False, max_interval=0)
+    again = ws.scan(workers=1, progress=False, max_interval=0)
+    denser = ws.scan(workers=1, progress=False, max_interval=0.5)
+    n_keyframes = ws.scalar("SELECT n_keyframes FROM videos")
+    stored = ws.scalar("SELECT COUNT(*) FROM keyframes")
+    ws.close()
+    assert (first.videos, again.videos, denser.videos) == (1, 0, 1)
+    assert n_keyframes == stored > 3

@@ -156,17 +156,18 @@ def join_metadata(ws: Workspace, table: pd.DataFrame, metadata_csv: str | Path, 
             f"metadata file {metadata_csv} has no column {column!r} (columns: "
             f"{', '.join(metadata.columns)}); name it with --key"
         )
-    metadata = metadata.assign(_key=metadata[column].map(lambda v: _normalise_key(v, on)))
+    metadata = metadata.assign(_key=metadata[column].map(lambda v: _normalise_key(v, on)),
+                               _row=range(len(metadata)))
     keys = _file_keys(ws, on).rename(columns={"key": "_key"})
     matched = metadata.merge(keys, on="_key", how="left")
     joined = matched.merge(table, on="media_id", how="left", suffixes=("", "_picsift"))
     counts = {
         "metadata_rows": len(metadata),
-        "matched_rows": int(matched.dropna(subset=["media_id"])["_key"].count()),
+        "matched_rows": int(matched.dropna(subset=["media_id"])["_row"].nunique()),
         "unmatched_rows": int(matched["media_id"].isna().sum()),
         "media_not_in_metadata": int(len(set(table["media_id"]) - set(matched["media_id"].dropna()))),
     }
-    return joined.drop(columns=["_key"]), counts
+    return joined.drop(columns=["_key", "_row"]), counts
 
 
 def export_table(ws: Workspace, out: str | Path, fmt: str | None = None,

@@ -172,7 +172,7 @@ def _draft(img: Image.Image, size: int | None) -> None:
     if size is None or img.format != "JPEG":
         return
     # draft picks the largest 1/2, 1/4, 1/8 scale still >= the requested box.
-    img.draft("RGB", (size, size) if img.width >= img.height else (size, size))
+    img.draft("RGB", (size, size))
 
 
 def load_image(

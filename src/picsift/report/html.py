@@ -88,9 +88,9 @@ def _videos(ws: Workspace) -> str:
     shown = 0
     for video in videos:
         frames = ws.query(
-            "SELECT m.media_id, m.frame_time, f.path FROM media m JOIN files f ON "
-            "f.media_id = m.media_id AND f.kind = 'frame' WHERE m.video_id = ? "
-            "GROUP BY m.media_id ORDER BY m.frame_time", (video["video_id"],))
+            "SELECT k.media_id, k.frame_time, MIN(f.path) AS path FROM keyframes k JOIN files f "
+            "ON f.media_id = k.media_id AND f.kind = 'frame' WHERE k.video_id = ? "
+            "GROUP BY k.video_id, k.frame_index ORDER BY k.frame_time", (video["video_id"],))
         tiles = []
         for frame in frames:
             if shown >= MAX_KEYFRAMES:

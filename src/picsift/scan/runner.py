@@ -60,16 +60,31 @@ class ScanSummary:
         return asdict(self)
 
 
-def _known_state(ws: Workspace, retry_errors: bool) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of files already stored or already failed."""
+def _known_state(ws: Workspace, retry_errors: bool, keyframes: KeyframeOptions
+                 ) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of files already stored or already failed.
+
+    Videos whose keyframes were extracted with other settings are left out (re-extracted).
+    """
+    current = json.dumps(asdict(keyframes))
     state = {
         r["path"]: (r["size"], r["mtime_ns"])
-        for r in ws.query("SELECT path, size, mtime_ns FROM files WHERE kind != 'frame'")
+        for r in ws.query(
+            "SELECT f.path, f.size, f.mtime_ns, f.kind, v.params FROM files f LEFT JOIN videos v "
+            "ON f.kind = 'video' AND v.video_id = f.media_id WHERE f.kind != 'frame'")
+        if r["kind"] != "video" or r["params"] is None or _same_params(r["params"], current)
     }
     if not retry_errors:
         for r in ws.query("SELECT path, size, mtime_ns FROM errors WHERE stage = 'scan'"):
             state.setdefault(r["path"], (r["size"], r["mtime_ns"]))
     return state
+
+
+def _same_params(stored: str, current: str) -> bool:
+    try:
+        return json.loads(stored) == json.loads(current)
+    except ValueError:
+        return False
 
 
 def _batches(candidates: list[Candidate], batch_size: int) -> list[list[Candidate]]:
@@ -101,7 +116,8 @@ def _scan(ws: Workspace, roots: list[str], options: ScanOptions, summary: ScanSu
 
     abs_roots = [str(Path(r).expanduser().absolute()) for r in roots]
     ws.add_roots(abs_roots)
-    known = _known_state(ws, options.retry_errors)
+    keyframes = KeyframeOptions(options.scene_threshold, options.max_interval, options.min_interval)
+    known = _known_state(ws, options.retry_errors, keyframes)
     todo: list[Candidate] = []
     problems: list[DiscoveryProblem] = []
     for item in discover(abs_roots, videos=options.videos):
@@ -117,8 +133,7 @@ def _scan(ws: Workspace, roots: list[str], options: ScanOptions, summary: ScanSu
 
     config = WorkerConfig(
         decode=DecodeOptions(max_pixels=options.max_pixels),
-        keyframes=KeyframeOptions(options.scene_threshold, options.max_interval,
-                                  options.min_interval),
+        keyframes=keyframes,
         frames_dir=str(ws.subdir("frames")),
     )
     writer = _BatchWriter(ws, summary)
@@ -216,7 +231,13 @@ class _BatchWriter:
              info["codec"], len(rec["frames"]), json.dumps(rec["params"]), run_id),
         )
         self._insert_file(conn, rec, rec["video_id"], "video", run_id)
+        conn.execute("DELETE FROM keyframes WHERE video_id = ?", (rec["video_id"],))
         for frame in rec["frames"]:
+            conn.execute(
+                "INSERT OR REPLACE INTO keyframes(video_id, frame_index, frame_time, reason, "
+                "media_id, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (rec["video_id"], frame["index"], frame["time"], frame["reason"],
+                 frame["media_id"], run_id))
             self._insert_media(conn, {
                 "media_id": frame["media_id"], "kind": "frame", "format": "JPEG",
                 "width": frame["width"], "height": frame["height"], "mode": "RGB",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -79,6 +79,24 @@ _MIGRATIONS: dict[int, str] = {
         created REAL NOT NULL,
         PRIMARY KEY (name, params_hash)
     );
+    """,
+    # v2: a keyframe's pixels may occur in several videos (a black opening frame, a logo
+    # card) or several times in one: each occurrence is a row here, while media keeps one row
+    # per distinct content (media.video_id/frame_time name its first occurrence).
+    2: """
+    CREATE TABLE IF NOT EXISTS keyframes (
+        video_id TEXT NOT NULL,
+        frame_index INTEGER NOT NULL,
+        frame_time REAL NOT NULL,
+        reason TEXT,
+        media_id TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        PRIMARY KEY (video_id, frame_index)
+    );
+    CREATE INDEX IF NOT EXISTS keyframes_media ON keyframes(media_id);
+    INSERT OR IGNORE INTO keyframes(video_id, frame_index, frame_time, reason, media_id, run_id)
+        SELECT video_id, frame_index, frame_time, NULL, media_id, run_id
+        FROM media WHERE kind = 'frame';
     """,
 }
 
