@@ -130,10 +130,21 @@ def test_pairs_describe_the_transform(copy_run):
     _ws, result, _truth, _corpus, _root = copy_run
     pairs = result.pairs
 
+    inverse = {"inside": "contains", "contains": "inside", "same": "same", "overlap": "overlap"}
+
     def pair(query: str, match: str) -> pd.Series:
+        """The verified pair seen from ``query`` (found in either direction)."""
         rows = pairs[pairs["query_path"].str.endswith(query) & pairs["result_path"].str.endswith(match)]
+        if len(rows):
+            return rows.iloc[0]
+        rows = pairs[pairs["query_path"].str.endswith(match) & pairs["result_path"].str.endswith(query)]
         assert len(rows) == 1, (query, match)
-        return rows.iloc[0]
+        row = rows.iloc[0].copy()
+        for a, b in (("query_inside", "result_inside"), ("query_covered", "result_covered")):
+            row[a], row[b] = row[b], row[a]
+        row["relation"] = inverse[row["relation"]]
+        row["rotation"] = -row["rotation"]
+        return row
 
     mirror = pair("copies/astronaut_mirror.jpg", "originals/astronaut.jpg")
     assert bool(mirror["mirrored"]) and mirror["relation"] == "same"

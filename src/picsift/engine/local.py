@@ -72,11 +72,9 @@ class LocalEngine:
         self._map_pool(task, iter(batches), on_result, on_failure, progress)
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the main process runs threads (progress bar, SQLite) that fork
-        # would copy in an undefined state.
         return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=multiprocessing.get_context(_start_method()),
             initializer=_ignore_sigint,
         )
 
@@ -129,6 +127,14 @@ class LocalEngine:
             _terminate(pool)
             raise
         pool.shutdown(wait=True)
+
+
+def _start_method() -> str:
+    """fork where the OS has it: workers start fast and a user's script or notebook without
+    an ``if __name__ == "__main__"`` guard still works (spawn would re-run it in every
+    worker). Workers only decode, hash and extract; they never touch the parent's threads'
+    state (progress bar, SQLite connection), which is what makes fork unsafe elsewhere."""
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def _pool_is_broken(pool: ProcessPoolExecutor) -> bool:

@@ -31,7 +31,7 @@ class SiftParams:
     """Extraction settings; changing any of them makes a new feature set."""
 
     max_side: int = 512
-    nfeatures: int = 1000
+    nfeatures: int = 600
     n_octave_layers: int = 3
     contrast_threshold: float = 0.04
     edge_threshold: float = 10.0

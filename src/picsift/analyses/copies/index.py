@@ -92,23 +92,25 @@ class CopyIndex:
         path = self.root / pointer.read_text().strip()
         return path if path.exists() else None
 
-    def load(self) -> bool:
-        """Load the saved index; False when none exists yet."""
+    def load(self, media_only: bool = False) -> bool:
+        """Load the saved index (``media_only``: just the per-image table); False if none."""
         import faiss
 
         current = self._current()
         if current is None:
             return False
-        self.index = faiss.read_index(str(current / "index.faiss"))
-        self.owner = np.load(current / "owner.npy")
-        self.xy = np.load(current / "xy.npy")
+        if not media_only:
+            self.index = faiss.read_index(str(current / "index.faiss"))
+            self.owner = np.load(current / "owner.npy")
+            self.xy = np.load(current / "xy.npy")
         table = pq.read_table(current / "media.parquet").to_pydict()
         self.media = IndexedMedia(table["media_id"], np.array(table["first"], np.int64),
                                   np.array(table["count"], np.int64),
                                   np.array(table["width"], np.int32),
                                   np.array(table["height"], np.int32))
         self.index_type = (current / "TYPE").read_text().strip()
-        self._set_nprobe()
+        if not media_only:
+            self._set_nprobe()
         return True
 
     def save(self) -> None:

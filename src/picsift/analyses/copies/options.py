@@ -23,15 +23,16 @@ class CopiesOptions:
     batch_size: int = 16
     # index
     index_type: str = "auto"          # auto | Flat | a faiss factory string such as IVF1024,SQ8
-    nprobe: int = 8
+    nprobe: int = 4
     # query
-    knn: int = 32                     # neighbours per descriptor
+    knn: int = 16                     # neighbours per descriptor
     max_distance: float = 0.35        # squared RootSIFT L2 distance (0..2) for a tentative match
     distance_ratio: float = 0.8       # keep neighbours within nearest/ratio of the nearest
     min_votes: int = 6                # tentative matches for a candidate image to be verified
     max_candidates: int = 100         # candidate images verified per query image
     mirror: bool = True               # also match the mirrored image
-    mirror_points: int = 300          # strongest keypoints searched mirrored (0 = all)
+    query_points: int = 250           # strongest keypoints searched per image (0 = all)
+    mirror_points: int = 150          # strongest keypoints searched mirrored (0 = all)
     # verification
     min_inliers: int = 12
     min_inlier_ratio: float = 0.25
@@ -47,7 +48,7 @@ class CopiesOptions:
 
     def query_params(self) -> dict[str, Any]:
         keys = ("knn", "max_distance", "distance_ratio", "min_votes", "max_candidates", "mirror",
-                "mirror_points",
+                "mirror_points", "query_points",
                 "min_inliers", "min_inlier_ratio", "min_coverage", "ransac_threshold", "nprobe")
         return {"index": self.index_params(), **{k: asdict(self)[k] for k in keys}}
 

@@ -119,8 +119,8 @@ def query_batch(images: list[QueryImage], index: CopyIndex, options: CopiesOptio
     searches: list[tuple[bool, np.ndarray, np.ndarray, np.ndarray]] = []
     if all_desc is not None and index.n_vectors:
         k = min(options.knn, index.n_vectors)
-        rows = np.arange(len(all_desc))
-        distances, ids = index.index.search(np.ascontiguousarray(root_sift(all_desc)), k)
+        rows = _strongest(images, offsets, options.query_points)
+        distances, ids = index.index.search(np.ascontiguousarray(root_sift(all_desc[rows])), k)
         searches.append((False, rows, distances, ids))
         if options.mirror:
             # Mirrored copies are rarer: search only each image's strongest keypoints (largest

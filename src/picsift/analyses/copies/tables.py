@@ -48,7 +48,7 @@ def pairs_table(ws: Workspace, options: CopiesOptions) -> pd.DataFrame:
     from picsift.analyses.copies.index import CopyIndex
 
     index = CopyIndex(ws, options)
-    index.load()
+    index.load(media_only=True)
     work = pd.DataFrame({"w": index.media.widths, "h": index.media.heights},
                         index=index.media.media_ids)
     qw = work.reindex(pairs["query_id"])["w"].to_numpy(float)
@@ -97,7 +97,7 @@ def clusters_table(ws: Workspace, options: CopiesOptions) -> pd.DataFrame:
     from picsift.analyses.copies.index import CopyIndex
 
     index = CopyIndex(ws, options)
-    index.load()
+    index.load(media_only=True)
     points = dict(zip(index.media.media_ids, (int(c) for c in index.media.counts)))
     table = files.merge(clusters, on="media_id", how="inner").sort_values("path")
     # Exact duplicates are one media at several paths: one row per path here.
