@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from picsift.cli.common import err_console
 from picsift.cli.copies import app as copies_app
+from picsift.cli.semantic import embed_command, models_app, search_command
 from picsift.cli.demo import demo_command
 from picsift.cli.export import export_command
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
@@ -32,6 +33,9 @@ app.command("export")(export_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
 app.add_typer(copies_app, name="copies")
+app.add_typer(models_app, name="models")
+app.command("embed")(embed_command)
+app.command("search")(search_command)
 
 
 @app.callback()

@@ -51,11 +51,26 @@ def errors_command(
 
 def duplicates_command(
     workspace: Path = WorkspaceArg,
-    exact: bool = typer.Option(True, "--exact", help="Byte-identical files (the only mode so far)."),
+    exact: bool = typer.Option(True, "--exact", help="Byte-identical files (default)."),
+    semantic: bool = typer.Option(False, "--semantic", help="Near-identical by image embedding (needs picsift embed)."),
+    threshold: float = typer.Option(0.95, help="Cosine similarity for --semantic (0-1)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the groups to this CSV file."),
     limit: int = typer.Option(50, help="Groups to print (the CSV always has all)."),
 ) -> None:
-    """List groups of byte-identical images found at several paths."""
+    """List groups of byte-identical images found at several paths (or --semantic near-duplicates)."""
+    if semantic:
+        from picsift.analyses.search import semantic_duplicates
+
+        groups = semantic_duplicates(open_existing(workspace), threshold)
+        if csv:
+            groups.to_csv(csv, index=False)
+        table = Table("group", "similarity", "path")
+        table.columns[2].overflow = "fold"
+        for row in groups[groups["group"] <= limit].itertuples():
+            table.add_row(str(row.group), f"{row.similarity:.3f}", str(row.path))
+        console.print(table)
+        console.print(f"{groups['group'].nunique()} group(s) at cosine >= {threshold}")
+        return
     frame = open_existing(workspace).duplicates()
     if csv:
         frame.to_csv(csv, index=False)

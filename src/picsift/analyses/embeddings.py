@@ -1,0 +1,118 @@
+"""`picsift embed`: store an embedding for every media (resumable, batched, all cores)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from picsift.analyses.copies.extract import media_paths
+from picsift.engine import LocalEngine, ProgressReporter
+from picsift.errors import PicsiftError
+from picsift.features.embedding import EXTRACTOR, VERSION, embed_batch
+from picsift.media.decode import DecodeOptions
+from picsift.models.registry import get_model
+from picsift.workspace.features import FeatureSet
+from picsift.workspace.store import Workspace
+
+DEFAULT_MODEL = "efficientnet-lite0"
+
+
+@dataclass
+class EmbedSummary:
+    model: str
+    embedded: int = 0
+    failed: int = 0
+    already: int = 0
+    seconds: float = 0.0
+
+
+def embedding_set(ws: Workspace, model: str = DEFAULT_MODEL) -> FeatureSet:
+    spec = get_model(model)
+    if spec.name != DEFAULT_MODEL:
+        raise PicsiftError(
+            f"model {spec.name!r} is not available for embedding in this version: "
+            f"use {DEFAULT_MODEL!r} (offline default)")
+    return FeatureSet(ws, EXTRACTOR, VERSION, {"model": spec.name}, model=spec.name)
+
+
+class _Writer:
+    def __init__(self, ws: Workspace, features: FeatureSet, summary: EmbedSummary) -> None:
+        self.ws, self.features, self.summary = ws, features, summary
+
+    def store(self, batch: list[tuple[str, str]], records: list[dict[str, Any]]) -> None:
+        from picsift.models.image_model import imagenet_classes
+
+        good = [r for r in records if "error" not in r]
+        bad = [r for r in records if "error" in r]
+        if good:
+            names = imagenet_classes()
+            classes = np.stack([r["classes"] for r in good])
+            probs = np.stack([r["probs"] for r in good])
+            columns: dict[str, Any] = {"media_id": [r["media_id"] for r in good]}
+            for k in range(3):  # readable tags in the exported table
+                columns[f"tag{k + 1}"] = [names[int(c)].split(",")[0] for c in classes[:, k]]
+                columns[f"tag{k + 1}_p"] = probs[:, k].round(4)
+            self.features.write_part(pa.table(columns), {
+                "embedding": np.stack([r["embedding"] for r in good]).astype(np.float16),
+                "classes": classes, "probs": probs.astype(np.float16),
+                "text_space": np.stack([r["text_space"] for r in good]).astype(np.float16),
+            })
+            self.summary.embedded += len(good)
+        if bad:
+            with self.ws.transaction() as conn:
+                for r in bad:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
+                        "VALUES (?, ?, ?, 'embed', 0, ?)", (r["path"], r["kind"], r["error"], time.time()))
+            self.summary.failed += len(bad)
+
+    def fail(self, batch: list[tuple[str, str]], exc: BaseException) -> None:
+        self.store(batch, [{"media_id": m, "path": p, "kind": "crash",
+                            "error": f"{exc.__class__.__name__}: {exc}"[:300]} for m, p in batch])
+
+
+def embed_workspace(ws: Workspace, model: str = DEFAULT_MODEL, workers: int | None = None,
+                    batch_size: int = 16, progress: bool = False) -> EmbedSummary:
+    """Embed every media not yet embedded with ``model``."""
+    started = time.monotonic()
+    summary = EmbedSummary(model=get_model(model).name)
+    with ws.writing():
+        features = embedding_set(ws, model)
+        features.register()
+        done = features.done_ids()
+        failed = {r["path"] for r in ws.query("SELECT path FROM errors WHERE stage = 'embed'")}
+        everything = media_paths(ws)
+        todo = [(m, p) for m, p in everything if m not in done and p not in failed]
+        summary.already = len(everything) - len(todo)
+        if todo:
+            task = functools.partial(embed_batch, summary.model, DecodeOptions())
+            batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            writer = _Writer(ws, features, summary)
+            with ProgressReporter("embed", len(todo), enabled=progress) as bar:
+                LocalEngine(workers).map(task, batches, writer.store, writer.fail, bar)
+    summary.seconds = round(time.monotonic() - started, 2)
+    return summary
+
+
+def load_embeddings(ws: Workspace, model: str = DEFAULT_MODEL, array: str = "embedding"
+                    ) -> tuple[list[str], np.ndarray]:
+    """(media ids, float32 matrix) of one stored array, in storage order (latest wins)."""
+    features = embedding_set(ws, model)
+    ids: list[str] = []
+    chunks: list[np.ndarray] = []
+    import pyarrow.parquet as pq
+
+    for part in features.parts():
+        ids.extend(pq.read_table(part, columns=["media_id"]).column(0).to_pylist())
+        chunks.append(FeatureSet.arrays_of(part)[array].astype(np.float32))
+    if not chunks:
+        raise PicsiftError(f"no embeddings in {ws.dir}: run 'picsift embed' first")
+    matrix = np.concatenate(chunks)
+    position = {m: i for i, m in enumerate(ids)}  # a media embedded twice: keep the last
+    keep = np.array(sorted(position.values()))
+    return [ids[i] for i in keep], matrix[keep]
