@@ -36,7 +36,8 @@ def demo_command(
     console.rule("workspace")
     info_command(ws.dir, as_json=False)
     console.rule("exact duplicates")
-    duplicates_command(ws.dir, exact=True, csv=out / "duplicates.csv", limit=20)
+    duplicates_command(ws.dir, exact=True, semantic=False, threshold=0.95,
+                       csv=out / "duplicates.csv", limit=20)
     console.rule("errors (expected: the demo has broken files on purpose)")
     errors_command(ws.dir, csv=None)
     console.rule("copy detection")
@@ -53,6 +54,22 @@ def demo_command(
         cluster_all(ws, options, copies)
     _summary(copies)
     _write_outputs(ws, options, out / "copies", "csv")
+    console.rule("embeddings and search (offline models)")
+    from picsift.analyses.embeddings import embed_workspace
+    from picsift.analyses.search import search
+    from picsift.report.search_html import build_search_report
+
+    embedded = embed_workspace(ws, workers=workers, progress=True)
+    console.print(f"embedded {embedded.embedded} media in {embedded.seconds} s")
+    results = []
+    for query in ("a cat", "a cup of coffee", "a rocket"):
+        found = search(ws, texts=[query], top=5).assign(query=query)
+        results.append(found)
+        console.print(f"{query!r}: " + ", ".join(Path(p).name for p in found["path"].head(3)))
+    import pandas as pd
+
+    page = build_search_report(ws, pd.concat(results, ignore_index=True), out / "search.html", "demo")
+    console.print(f"search contact sheet: {page}")
     console.rule("outputs")
     result = export_table(ws, out / "media.csv")
     console.print(f"table: {result['path']} ({result['rows']} rows x {result['columns']} columns)")
