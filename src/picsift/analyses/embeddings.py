@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,6 @@ from picsift.engine import LocalEngine, ProgressReporter
 from picsift.errors import PicsiftError
 from picsift.features.embedding import EXTRACTOR, VERSION, embed_batch
 from picsift.media.decode import DecodeOptions
-from picsift.models.registry import get_model
 from picsift.workspace.features import FeatureSet
 from picsift.workspace.store import Workspace
 
@@ -31,13 +31,20 @@ class EmbedSummary:
     seconds: float = 0.0
 
 
+def model_key(model: str) -> str:
+    """The name embeddings are stored under: the packaged default or a pulled hub model."""
+    if model == DEFAULT_MODEL:
+        return model
+    from picsift.models.hub import HubModel
+
+    return str(HubModel.named(model).folder)  # raises a clear error when not pulled
+
+
 def embedding_set(ws: Workspace, model: str = DEFAULT_MODEL) -> FeatureSet:
-    spec = get_model(model)
-    if spec.name != DEFAULT_MODEL:
-        raise PicsiftError(
-            f"model {spec.name!r} is not available for embedding in this version: "
-            f"use {DEFAULT_MODEL!r} (offline default)")
-    return FeatureSet(ws, EXTRACTOR, VERSION, {"model": spec.name}, model=spec.name)
+    key = model_key(model)
+    name = EXTRACTOR if key == DEFAULT_MODEL else f"{EXTRACTOR}_{Path(key).name}"
+    return FeatureSet(ws, name, VERSION, {"model": Path(key).name if key != DEFAULT_MODEL else key},
+                      model=key)
 
 
 class _Writer:
@@ -54,7 +61,7 @@ class _Writer:
             classes = np.stack([r["classes"] for r in good])
             probs = np.stack([r["probs"] for r in good])
             columns: dict[str, Any] = {"media_id": [r["media_id"] for r in good]}
-            for k in range(3):  # readable tags in the exported table
+            for k in range(min(3, classes.shape[1])):  # readable tags in the exported table
                 columns[f"tag{k + 1}"] = [names[int(c)].split(",")[0] for c in classes[:, k]]
                 columns[f"tag{k + 1}_p"] = probs[:, k].round(4)
             self.features.write_part(pa.table(columns), {
@@ -80,7 +87,7 @@ def embed_workspace(ws: Workspace, model: str = DEFAULT_MODEL, workers: int | No
                     batch_size: int = 16, progress: bool = False) -> EmbedSummary:
     """Embed every media not yet embedded with ``model``."""
     started = time.monotonic()
-    summary = EmbedSummary(model=get_model(model).name)
+    summary = EmbedSummary(model=model_key(model))
     with ws.writing():
         features = embedding_set(ws, model)
         features.register()

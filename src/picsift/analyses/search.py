@@ -22,18 +22,30 @@ from picsift.workspace.store import Workspace
 NEGATIVE_WEIGHT = 0.5
 
 
-def _text_vector(texts: list[str]) -> np.ndarray:
-    from picsift.models.text_model import embed_texts
+def _text_vector(texts: list[str], model: str) -> np.ndarray:
+    if model == DEFAULT_MODEL:
+        from picsift.models.text_model import embed_texts
 
-    vector = embed_texts(texts).mean(axis=0)
+        vectors = embed_texts(texts)
+    else:
+        from picsift.models.hub import HubModel
+
+        vectors = HubModel.named(model).embed_texts(texts)
+    vector = vectors.mean(axis=0)
     return vector / max(np.linalg.norm(vector), 1e-12)
 
 
-def _image_vector(paths: list[str | Path]) -> np.ndarray:
-    from picsift.models.image_model import embed_images
+def _image_vector(paths: list[str | Path], model: str) -> np.ndarray:
+    images = [load_image(p, size=256 if model == DEFAULT_MODEL else 512) for p in paths]
+    if model == DEFAULT_MODEL:
+        from picsift.models.image_model import embed_images
 
-    images = [load_image(p, size=256) for p in paths]
-    vector = embed_images(images)[0].mean(axis=0)
+        vectors = embed_images(images)[0]
+    else:
+        from picsift.models.hub import HubModel
+
+        vectors = HubModel.named(model).embed_images(images)
+    vector = vectors.mean(axis=0)
     return vector / max(np.linalg.norm(vector), 1e-12)
 
 
@@ -54,15 +66,15 @@ def search(ws: Workspace, texts: list[str] | None = None, images: list[str | Pat
     if texts or negative_texts:
         index = VectorIndex(ws, model, "text_space").ensure()
         if texts:
-            spaces.append((index, _text_vector(texts), 1.0))
+            spaces.append((index, _text_vector(texts, model), 1.0))
         if negative_texts:
-            spaces.append((index, _text_vector(negative_texts), -NEGATIVE_WEIGHT))
+            spaces.append((index, _text_vector(negative_texts, model), -NEGATIVE_WEIGHT))
     if images or negative_images:
         index = VectorIndex(ws, model, "embedding").ensure()
         if images:
-            spaces.append((index, _image_vector(images), 1.0))
+            spaces.append((index, _image_vector(images, model), 1.0))
         if negative_images:
-            spaces.append((index, _image_vector(negative_images), -NEGATIVE_WEIGHT))
+            spaces.append((index, _image_vector(negative_images, model), -NEGATIVE_WEIGHT))
     positives = sum(1 for _, _, w in spaces if w > 0)
     scores: dict[str, float] = {}
     for index, vector, weight in spaces:

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +23,7 @@ FLAT_MAX = 100_000
 
 class VectorIndex:
     def __init__(self, ws: Workspace, model: str, array: str) -> None:
-        self.dir = ws.dir / "search" / f"{model}-{array}"
+        self.dir = ws.dir / "search" / f"{Path(model).name}-{array}"
         self.ws, self.model, self.array = ws, model, array
         self.index = None
         self.media_ids: list[str] = []

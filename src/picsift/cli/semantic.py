@@ -57,6 +57,7 @@ def search_command(
     negative: Optional[list[str]] = typer.Option(None, "--not", help="Text to move away from."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="File with one query per line: each searched separately."),
     top: int = typer.Option(50, "--top", help="Results per query."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="Model whose embeddings to search (see picsift models list)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the results to this CSV."),
     html: Optional[Path] = typer.Option(None, "--html", help="Contact sheet (default: <workspace>/search.html)."),
 ) -> None:
@@ -69,11 +70,11 @@ def search_command(
     ws = open_existing(workspace)
     if queries is not None:
         lines = [q.strip() for q in queries.read_text(encoding="utf-8").splitlines() if q.strip()]
-        results = pd.concat([search(ws, texts=[q], negative_texts=negative, top=top).assign(query=q)
+        results = pd.concat([search(ws, texts=[q], negative_texts=negative, top=top, model=model).assign(query=q)
                              for q in lines], ignore_index=True)
     else:
         label = " + ".join([*(text or []), *(str(p) for p in image or [])])
-        results = search(ws, texts=text, images=image, negative_texts=negative, top=top).assign(query=label)
+        results = search(ws, texts=text, images=image, negative_texts=negative, top=top, model=model).assign(query=label)
     table = Table("query", "rank", "score", "path")
     table.columns[3].overflow = "fold"
     for row in results.groupby("query", sort=False).head(10).itertuples():

@@ -21,10 +21,11 @@ DECODE_SIZE = 256  # >= the model's 224 input, lets libjpeg decode at 1/2-1/8 sc
 
 
 def embed_batch(model: str, decode: DecodeOptions, batch: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Worker task: (media_id, path) pairs -> one record per media (or an error record)."""
-    from picsift.models.image_model import embed_images
-    from picsift.models.zero_shot import images_in_text_space, top_classes
+    """Worker task: (media_id, path) pairs -> one record per media (or an error record).
 
+    ``model`` is the packaged default or a pulled hub model (name or folder); a hub model's
+    image embedding is also its text-space vector (CLIP-like models share one space).
+    """
     images, kept, out = [], [], []
     for media_id, path in batch:
         try:
@@ -32,7 +33,18 @@ def embed_batch(model: str, decode: DecodeOptions, batch: list[tuple[str, str]])
             kept.append(media_id)
         except MediaError as exc:
             out.append({"media_id": media_id, "path": path, "error": exc.reason, "kind": exc.kind})
-    if images:
+    if images and model != "efficientnet-lite0":
+        from picsift.models.hub import HubModel
+
+        embeddings = HubModel.named(model).embed_images(images)
+        for n, media_id in enumerate(kept):
+            out.append({"media_id": media_id, "embedding": embeddings[n],
+                        "classes": np.zeros(0, np.int16), "probs": np.zeros(0, np.float32),
+                        "text_space": embeddings[n]})
+    elif images:
+        from picsift.models.image_model import embed_images
+        from picsift.models.zero_shot import images_in_text_space, top_classes
+
         embeddings, probs = embed_images(images, threads=1)
         ids, top_p = top_classes(probs)
         text_space = images_in_text_space(ids, top_p)

@@ -52,6 +52,17 @@ def _source_and_name(name: str) -> tuple[str, str]:
     return name, name.replace("/", "--")
 
 
+def _features(output: Any) -> Any:
+    """transformers < 5 returns the projected embedding; 5.x wraps it as ``pooler_output``."""
+    if hasattr(output, "image_embeds") and output.image_embeds is not None:
+        return output.image_embeds
+    if hasattr(output, "text_embeds") and output.text_embeds is not None:
+        return output.text_embeds
+    if hasattr(output, "pooler_output"):
+        return output.pooler_output
+    return output
+
+
 def _towers(model: Any) -> tuple[Any, Any]:
     """torch modules for the two towers (defined here so that torch stays optional)."""
     import torch
@@ -62,7 +73,7 @@ def _towers(model: Any) -> tuple[Any, Any]:
             self.model = model
 
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            return self.model.get_image_features(pixel_values=pixel_values)
+            return _features(self.model.get_image_features(pixel_values=pixel_values))
 
     class TextTower(torch.nn.Module):
         def __init__(self) -> None:
@@ -70,7 +81,8 @@ def _towers(model: Any) -> tuple[Any, Any]:
             self.model = model
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+            return _features(self.model.get_text_features(input_ids=input_ids,
+                                                             attention_mask=attention_mask))
 
     return ImageTower().eval(), TextTower().eval()
 
