@@ -12,6 +12,7 @@ from picsift.cli.common import err_console
 from picsift.cli.copies import app as copies_app
 from picsift.cli.semantic import embed_command, models_app, search_command
 from picsift.cli.sort import app as sort_app
+from picsift.cli.classify import predict_command, train_command
 from picsift.cli.demo import demo_command
 from picsift.cli.export import export_command
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
@@ -37,6 +38,8 @@ app.add_typer(copies_app, name="copies")
 app.add_typer(models_app, name="models")
 app.command("embed")(embed_command)
 app.add_typer(sort_app, name="sort")
+app.command("train")(train_command)
+app.command("predict")(predict_command)
 app.command("search")(search_command)
 
 

@@ -1,0 +1,60 @@
+"""`picsift train` and `picsift predict`: a linear probe on the image embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from picsift.cli.common import WorkersOpt, console
+
+
+def train_command(
+    source: Path = typer.Option(..., "--from", help="Folder with one sub-folder per class (or any folder with --labels-csv)."),
+    out: Path = typer.Option(Path("classifier.json"), "--out", "-o", help="Where to save the classifier (JSON)."),
+    labels_csv: Optional[Path] = typer.Option(None, "--labels-csv", help="CSV with path,label instead of sub-folders."),
+    test: Optional[Path] = typer.Option(None, "--test", help="Held-out folder (one sub-folder per class) to test on."),
+    target: str = typer.Option("classification", help="classification or regression (numeric labels)."),
+    model: str = typer.Option("efficientnet-lite0", "--model", help="Embedding model."),
+    c: float = typer.Option(1.0, "--c", help="Inverse regularisation strength."),
+    workers: Optional[int] = WorkersOpt,
+) -> None:
+    """Train a classifier on stored embeddings, cross-validated, with class weights."""
+    from picsift.analyses.classify import train_classifier
+
+    report = train_classifier(source, out, labels_csv=labels_csv, test=test, target=target,
+                              model=model, workers=workers, c=c)
+    if report.target == "regression":
+        console.print(f"{report.n} images; cross-validated R² {report.cv_r2:.3f} ({report.cv_folds} folds)")
+        if report.test_r2 is not None:
+            console.print(f"test R² {report.test_r2:.3f}")
+    else:
+        console.print(f"{report.n} images, {len(report.classes)} classes; cross-validated accuracy "
+                      f"{report.cv_accuracy:.3f} ({report.cv_folds} folds)")
+        table = Table("label", "precision", "recall", "F1", "support")
+        for row in report.per_class.itertuples():
+            table.add_row(str(row.label), f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}", str(row.support))
+        console.print(table)
+        if report.test_accuracy is not None:
+            console.print(f"test accuracy {report.test_accuracy:.3f}")
+    console.print(f"classifier: {out}")
+
+
+def predict_command(
+    folder: Path = typer.Argument(..., help="Folder (or workspace) of images to classify."),
+    classifier: Path = typer.Option(..., "--classifier", help="A file written by picsift train."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV of predictions (default: <folder>/predictions.csv)."),
+    workers: Optional[int] = WorkersOpt,
+) -> None:
+    """Predict a class (with probabilities) or a value for every image."""
+    from picsift.analyses.classify import predict
+
+    frame = predict(folder, classifier, workers=workers)
+    target = out or Path(folder) / "predictions.csv"
+    frame.to_csv(target, index=False)
+    if "probability" in frame:
+        counts = frame["predicted"].value_counts().to_dict()
+        console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    console.print(f"{len(frame)} predictions: {target}")
