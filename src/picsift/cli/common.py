@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 import picsift
 from picsift.workspace.store import Workspace
@@ -24,3 +26,13 @@ WorkersOpt = typer.Option(None, "--workers", "-j", help="Worker processes (defau
 def open_existing(path: Path) -> Workspace:
     """Open a workspace that must already exist (read verbs never create one)."""
     return picsift.open(path, create=False)
+
+
+class DefaultRunGroup(TyperGroup):
+    """A verb group whose first argument, when not a sub-command, means `run ARGS...`
+    (`picsift copies PATH` is `picsift copies run PATH`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)

@@ -16,26 +16,16 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
-from typer.core import TyperGroup
 
 import picsift
 from picsift.analyses.copies.options import CopiesOptions, options_from_dict, options_to_dict
-from picsift.cli.common import WorkersOpt, console, open_existing
+from picsift.cli.common import DefaultRunGroup, WorkersOpt, console, open_existing
 from picsift.workspace.store import Workspace
 
 SUBCOMMANDS = ("run", "index", "query", "cluster", "eval", "report")
 
 
-class _DefaultRunGroup(TyperGroup):
-    """`picsift copies PATH...` means `picsift copies run PATH...`."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-app = typer.Typer(cls=_DefaultRunGroup, no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=DefaultRunGroup, no_args_is_help=True, add_completion=False,
                   help="Find total and partial copies (crops, mirrors, edits, pastes) and cluster them.")
 
 # ------------------------------------------------------------------ options

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
-from typer.core import TyperGroup
 
-from picsift.cli.common import WorkersOpt, console
-
-
-class _DefaultRunGroup(TyperGroup):
-    """`picsift sort SRC ...` means `picsift sort run SRC ...`."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
+from picsift.cli.common import DefaultRunGroup, WorkersOpt, console
 
 
-app = typer.Typer(cls=_DefaultRunGroup, no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=DefaultRunGroup, no_args_is_help=True, add_completion=False,
                   help="Sort images into folders by labels you write (zero-shot, no training).")
 
 
