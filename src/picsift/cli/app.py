@@ -8,6 +8,8 @@ import sys
 import typer
 from rich.markup import escape
 
+from picsift.cli.cluster import (agreement_command, cluster_command, sample_command,
+                                 validate_pairs_command)
 from picsift.cli.common import err_console
 from picsift.cli.copies import app as copies_app
 from picsift.cli.semantic import embed_command, models_app, search_command
@@ -41,6 +43,10 @@ app.add_typer(sort_app, name="sort")
 app.command("train")(train_command)
 app.command("predict")(predict_command)
 app.command("search")(search_command)
+app.command("cluster")(cluster_command)
+app.command("sample")(sample_command)
+app.command("validate-pairs")(validate_pairs_command)
+app.command("agreement")(agreement_command)
 
 
 @app.callback()

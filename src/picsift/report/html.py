@@ -68,7 +68,7 @@ def _duplicates(ws: Workspace) -> str:
              f"{len(frame)} paths. Largest first.</p>"]
     for group, rows in frame.groupby("group", sort=True):
         if group > MAX_DUPLICATE_GROUPS:
-            parts.append(f'<p class="muted">… and more; see <code>picsift duplicates --csv</code>.</p>')
+            parts.append("<p class='muted'>… and more; see <code>picsift duplicates --csv</code>.</p>")
             break
         first = rows.iloc[0]
         tile = _tile(ws, first.media_id, first.path, f"{_e(first.width)} x {_e(first.height)} {_e(first.format)}")

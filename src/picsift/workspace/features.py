@@ -107,12 +107,19 @@ class FeatureSet:
             return {key: data[key] for key in data.files}
 
     def replace_all(self, table: pa.Table) -> Path:
-        """Swap the whole set for one new part (results recomputed as a whole, e.g. clusters)."""
+        """Swap the whole set for one new part (results recomputed as a whole, e.g. clusters).
+
+        The set also becomes the latest of its name, so exports show this run even when the
+        same settings ran before another one (settings A, then B, then A again).
+        """
         old = self.parts()
         final = self.write_part(table)
         for part in old:
             part.unlink(missing_ok=True)
             part.with_suffix(".npz").unlink(missing_ok=True)
+        with self.ws.transaction() as conn:
+            conn.execute("UPDATE feature_sets SET created = ? WHERE name = ? AND params_hash = ?",
+                         (time.time(), self.name, self.hash))
         return final
 
     def read(self, columns: list[str] | None = None) -> pa.Table | None:
