@@ -54,6 +54,13 @@ def _paths(ws: Workspace) -> dict[str, str]:
         "SELECT media_id, MIN(path) AS path FROM files WHERE kind IN ('image', 'frame') GROUP BY media_id")}
 
 
+def _sources(ws: Workspace) -> dict[str, str]:
+    """For keyframes, "video.mp4 @ 2.00 s": what a researcher recognises, not the stored JPEG."""
+    return {r["media_id"]: f"{Path(r['video']).name} @ {r['frame_time']:.2f} s" for r in ws.query(
+        "SELECT m.media_id, m.frame_time, (SELECT MIN(v.path) FROM files v WHERE v.media_id = m.video_id "
+        "AND v.kind = 'video') AS video FROM media m WHERE m.kind = 'frame'") if r["video"]}
+
+
 def search(ws: Workspace, texts: list[str] | None = None, images: list[str | Path] | None = None,
            negative_texts: list[str] | None = None, negative_images: list[str | Path] | None = None,
            top: int = 50, model: str = DEFAULT_MODEL) -> pd.DataFrame:
@@ -87,12 +94,14 @@ def search(ws: Workspace, texts: list[str] | None = None, images: list[str | Pat
             media = index.media_ids[int(p)]
             scores[media] = scores.get(media, 0.0) + weight * float(s) / (positives if weight > 0 else 1)
     paths = _paths(ws)
+    sources = _sources(ws)
     ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:top]
     return pd.DataFrame({
         "rank": np.arange(1, len(ranked) + 1),
         "score": [round(s, 4) for _, s in ranked],
         "media_id": [m for m, _ in ranked],
         "path": [paths.get(m) for m, _ in ranked],
+        "source": [sources.get(m, paths.get(m)) for m, _ in ranked],
     })
 
 

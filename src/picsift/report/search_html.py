@@ -25,7 +25,7 @@ def build_search_report(ws: Workspace, results: pd.DataFrame, out: str | Path, t
             uri = thumbnail_data_uri(ws, row.media_id, row.path)
             img = f"<img src='{uri}' alt=''>" if uri else "<div class='muted'>(no preview)</div>"
             tiles.append(f"<div class='tile'>{img}#{row.rank} · {row.score:.3f}<br>"
-                         f"{html.escape(os.path.basename(str(row.path)))}</div>")
+                         f"{html.escape(os.path.basename(str(getattr(row, 'source', row.path))))}</div>")
         sections.append(f"<h2>{html.escape(str(query))}</h2><div class='grid'>{''.join(tiles)}</div>")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>picsift search</title>"
             f"<style>{_CSS}</style></head><body><h1>Search</h1><p class='muted'>"
