@@ -30,8 +30,9 @@ def undirected_edges(pairs: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(["a", "b"]).reset_index(drop=True)
 
 
-MIN_COMMUNITY = 3         # a split must leave at least this many images on each side
+MIN_COMMUNITY = 4         # a split must leave at least this many images on each side
 MAX_BRIDGE_DENSITY = 0.3  # ... and few links between the sides, relative to inside them
+SEED = 0                  # community detection is randomised: fixed, so reruns agree
 
 
 def _merge_weak_splits(labels: list[int], edges: list[tuple[int, int]]) -> list[int]:
@@ -40,7 +41,8 @@ def _merge_weak_splits(labels: list[int], edges: list[tuple[int, int]]) -> list[
     Modularity splits any sparse component, including genuine chains of copies (a crop of a
     crop of a repost). A split is kept only when both sides have MIN_COMMUNITY images and the
     link density between them is below MAX_BRIDGE_DENSITY times the density inside them,
-    which is what a collage or a shared logo between two unrelated groups looks like.
+    which is what a collage or a shared logo between two unrelated groups looks like. When in
+    doubt, merge.
     """
     size = Counter(labels)
     inside: Counter[int] = Counter()
@@ -73,8 +75,19 @@ def _merge_weak_splits(labels: list[int], edges: list[tuple[int, int]]) -> list[
 
 
 def _communities(n: int, edges: list[tuple[int, int]], algo: str, resolution: float) -> list[int]:
+    import random
+
     import igraph as ig
 
+    ig.set_random_number_generator(random.Random(SEED))
+    try:
+        return _communities_seeded(ig, n, edges, algo, resolution)
+    finally:
+        ig.set_random_number_generator(random)
+
+
+def _communities_seeded(ig: Any, n: int, edges: list[tuple[int, int]], algo: str,
+                        resolution: float) -> list[int]:
     graph = ig.Graph(n=n, edges=edges)
     membership = [-1] * n
     next_label = 0
