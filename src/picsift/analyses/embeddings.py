@@ -16,7 +16,7 @@ from picsift.engine import LocalEngine, ProgressReporter
 from picsift.errors import PicsiftError
 from picsift.features.embedding import EXTRACTOR, VERSION, embed_batch
 from picsift.media.decode import DecodeOptions
-from picsift.workspace.features import FeatureSet
+from picsift.workspace.features import FeatureSet, crash_records
 from picsift.workspace.store import Workspace
 
 DEFAULT_MODEL = "efficientnet-lite0"
@@ -71,16 +71,11 @@ class _Writer:
             })
             self.summary.embedded += len(good)
         if bad:
-            with self.ws.transaction() as conn:
-                for r in bad:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
-                        "VALUES (?, ?, ?, 'embed', 0, ?)", (r["path"], r["kind"], r["error"], time.time()))
+            self.ws.record_errors("embed", bad)
             self.summary.failed += len(bad)
 
     def fail(self, batch: list[tuple[str, str]], exc: BaseException) -> None:
-        self.store(batch, [{"media_id": m, "path": p, "kind": "crash",
-                            "error": f"{exc.__class__.__name__}: {exc}"[:300]} for m, p in batch])
+        self.store(batch, crash_records(batch, exc))
 
 
 def embed_workspace(ws: Workspace, model: str = DEFAULT_MODEL, workers: int | None = None,

@@ -143,3 +143,9 @@ def latest_feature_sets(ws: Workspace) -> list[FeatureSet]:
         FeatureSet(ws, r["name"], r["version"], json.loads(r["params"]), r["model"]) for r in rows
     ]
     return [s for s in sets if s.parts()]
+
+
+def crash_records(batch: list[tuple[str, str]], exc: BaseException) -> list[dict[str, Any]]:
+    """Error records for a (media_id, path) batch whose worker failed as a whole."""
+    reason = f"{exc.__class__.__name__}: {exc}"[:300]
+    return [{"media_id": m, "path": p, "kind": "crash", "error": reason} for m, p in batch]

@@ -155,6 +155,15 @@ class Workspace:
                 (time.time(), status, json.dumps(counts, sort_keys=True), run_id),
             )
 
+    def record_errors(self, stage: str, records: list[dict[str, Any]]) -> None:
+        """Store per-file failures of a feature extractor (records: path, kind, error)."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
+                "VALUES (?, ?, ?, ?, 0, ?)",
+                [(r["path"], r["kind"], r["error"], stage, now) for r in records])
+
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as conn:
             conn.execute(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ from picsift.engine import LocalEngine, ProgressReporter
 from picsift.features.local import EXTRACTOR, VERSION, extract_batch
 from picsift.media.decode import DecodeOptions
 from picsift.analyses.copies.options import CopiesOptions
-from picsift.workspace.features import FeatureSet
+from picsift.workspace.features import FeatureSet, crash_records
 from picsift.workspace.store import Workspace
 
 
@@ -58,17 +57,11 @@ class _PartWriter:
             self.features.write_part(table, arrays)
             self.done += len(good)
         if bad:
-            with self.ws.transaction() as conn:
-                for r in bad:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
-                        "VALUES (?, ?, ?, 'sift', 0, ?)",
-                        (r["path"], r["kind"], r["error"], time.time()))
+            self.ws.record_errors("sift", bad)
             self.failed += len(bad)
 
     def fail(self, batch: list[tuple[str, str]], exc: BaseException) -> None:
-        self.store(batch, [{"media_id": m, "path": p, "kind": "crash",
-                            "error": f"{exc.__class__.__name__}: {exc}"[:300]} for m, p in batch])
+        self.store(batch, crash_records(batch, exc))
 
 
 def ensure_local_features(ws: Workspace, options: CopiesOptions) -> tuple[FeatureSet, int, int]:
