@@ -20,6 +20,7 @@ from picsift.cli.export import export_command
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
 from picsift.cli.report import report_command
 from picsift.cli.scan import scan_command
+from picsift.cli.text import text_command, topics_command
 from picsift.errors import PicsiftError
 
 app = typer.Typer(
@@ -47,6 +48,8 @@ app.command("cluster")(cluster_command)
 app.command("sample")(sample_command)
 app.command("validate-pairs")(validate_pairs_command)
 app.command("agreement")(agreement_command)
+app.command("text")(text_command)
+app.command("topics")(topics_command)
 
 
 @app.callback()

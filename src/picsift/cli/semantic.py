@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from picsift.errors import PicsiftError
 from picsift.cli.common import WorkersOpt, WorkspaceArg, console, open_existing
 
 models_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -60,9 +61,15 @@ def search_command(
     model: str = typer.Option("efficientnet-lite0", "--model", help="Model whose embeddings to search (see picsift models list)."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Write the results to this CSV."),
     html: Optional[Path] = typer.Option(None, "--html", help="Contact sheet (default: <workspace>/search.html)."),
+    written: Optional[str] = typer.Option(None, "--text", help="Find images by the words written in them (needs 'picsift text' first); all words must occur, 'prefix*' allowed."),
 ) -> None:
-    """Find images by text ("a crowd with flags") or by image (--image photo.jpg)."""
+    """Find images by text ("a crowd with flags"), by image (--image photo.jpg), or by the
+    words written in them (--text "stop the war")."""
     import pandas as pd
+
+    if written is not None:
+        _search_written(workspace, written, top, csv)
+        return
 
     from picsift.analyses.search import search
     from picsift.report.search_html import build_search_report
@@ -85,3 +92,21 @@ def search_command(
         console.print(f"results: {csv}")
     page = build_search_report(ws, results, html or ws.dir / "search.html", "search")
     console.print(f"contact sheet: {page}")
+
+
+def _search_written(workspace: Path, query: str, top: int, csv: Optional[Path]) -> None:
+    from picsift.analyses.text import search_text
+
+    ws = open_existing(workspace)
+    if not ws.scalar("SELECT COUNT(*) FROM media_text"):
+        raise PicsiftError(f"no text read in {ws.dir} yet: run 'picsift text {workspace}' first")
+    results = search_text(ws, query, limit=top)
+    table = Table("score", "path", "where the words are")
+    table.columns[1].overflow = "fold"
+    for row in results.itertuples():
+        table.add_row(f"{row.score:.2f}", str(row.path), str(row.snippet))
+    console.print(table)
+    console.print(f"{len(results)} images with {query!r} written in them")
+    if csv:
+        results.to_csv(csv, index=False)
+        console.print(f"results: {csv}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -97,6 +97,48 @@ _MIGRATIONS: dict[int, str] = {
     INSERT OR IGNORE INTO keyframes(video_id, frame_index, frame_time, reason, media_id, run_id)
         SELECT video_id, frame_index, frame_time, NULL, media_id, run_id
         FROM media WHERE kind = 'frame';
+    """,
+    # v3: text in images (picsift text). Small per-media rows live in SQLite, not Parquet,
+    # because they are searched (FTS5) and joined to every export. ocr_hash / post_hash
+    # name the settings each half was made with: changing the translation target redoes
+    # translation and enrichment from the stored blocks without reading images again.
+    3: """
+    CREATE TABLE IF NOT EXISTS media_text (
+        media_id TEXT PRIMARY KEY,
+        ocr_hash TEXT NOT NULL,
+        post_hash TEXT,
+        text TEXT NOT NULL DEFAULT '',
+        n_blocks INTEGER NOT NULL DEFAULT 0,
+        ocr_confidence REAL,
+        text_language TEXT,
+        text_language_score REAL,
+        text_languages TEXT,                -- JSON {"en": 0.7, "de": 0.3}: share of letters
+        text_english TEXT,
+        translation_status TEXT,
+        translation_backend TEXT,
+        text_clean TEXT,
+        text_english_correct TEXT,
+        polarity REAL, subjectivity REAL,
+        sentiment TEXT, sentiment_score REAL,
+        entities TEXT,                      -- JSON list of {text, label, start, end}
+        ocr_model TEXT, post_model TEXT,
+        seconds REAL,
+        run_id INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS text_blocks (
+        media_id TEXT NOT NULL,
+        block INTEGER NOT NULL,             -- reading order within the image
+        line INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        confidence REAL,
+        language TEXT, language_score REAL,
+        script TEXT, engine TEXT,
+        box TEXT,                           -- JSON [[x, y] x 4] in image pixels
+        PRIMARY KEY (media_id, block)
+    );
+    CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(
+        media_id UNINDEXED, words, tokenize = 'unicode61 remove_diacritics 2'
+    );
     """,
 }
 

@@ -1,0 +1,1 @@
+"""Text in images: OCR, language, translation, enrichment, topics and full-text search."""
