@@ -13,7 +13,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	bash scripts/system-deps.sh
+	$(BIN)/python -m pip install --quiet -e ".[test,text]"
 
 demo: install
 	$(BIN)/picsift demo --out demo-output
