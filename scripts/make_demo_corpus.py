@@ -24,6 +24,8 @@ import skimage.data as data
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "picsift" / "demo" / "corpus"
+TEXT_SET = Path(__file__).resolve().parents[1] / "tests" / "data" / "text"
+POSTS = ("shot_uk.png", "shot_es.png", "shot_zh.png", "shot_ar.png")
 
 SOURCES = {
     # name: (loader, licence note)
@@ -188,12 +190,19 @@ def main() -> None:
     (odd / "corrupt.png").write_bytes(buffer.getvalue()[:40] + bytes(200))
     # empty.jpg (0 bytes) is created by `picsift demo` when it copies the corpus.
     video(vids / "three_scenes.mp4")
+    # posts with text in four scripts, for `picsift text` (rendered by make_text_corpus.py)
+    posts = OUT / "posts"
+    posts.mkdir()
+    for name in POSTS:
+        shutil.copyfile(TEXT_SET / name, posts / name)
 
     lines = ["# Demo corpus: provenance and licences", "",
              "Made by scripts/make_demo_corpus.py from photos bundled with scikit-image "
              "(skimage.data). Every source is public domain or CC0:", ""]
     lines += [f"- {name}: {note}" for name, (_, note) in SOURCES.items()]
-    lines += ["", "Edited copies, odd formats, broken files and the video are derived from them."]
+    lines += ["", "Edited copies, odd formats, broken files and the video are derived from them.",
+              "posts/ holds screenshots of made-up posts rendered by scripts/make_text_corpus.py "
+              "with Debian's DejaVu and Noto fonts (our own work, CC0)."]
     (OUT / "LICENSE-DATA.md").write_text("\n".join(lines) + "\n")
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"wrote {OUT} ({total / 1e6:.2f} MB)")

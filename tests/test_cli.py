@@ -34,10 +34,10 @@ def test_demo_runs_end_to_end(tmp_path: Path, cli) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
-    # The table: one row per media (28 distinct images + 3 video keyframes).
+    # The table: one row per media (32 distinct images + 3 video keyframes).
     media = pd.read_csv(out / "media.csv")
     assert media["media_id"].is_unique
-    assert (media["kind"] == "image").sum() == 28
+    assert (media["kind"] == "image").sum() == 32
     assert (media["kind"] == "frame").sum() == 3
     assert len(pd.read_csv(out / "duplicates.csv")) == 6
 
@@ -105,7 +105,7 @@ def test_scan_info_errors_report_cli(demo_copy: Path, tmp_path: Path, cli) -> No
     info = cli("info", demo_copy, "--json")
     assert info.returncode == 0, info.stderr
     facts = json.loads(info.stdout)
-    assert facts["images"] == 28 and facts["image_files"] == 31
+    assert facts["images"] == 32 and facts["image_files"] == 35
     assert facts["exact_duplicate_groups"] == 3
     assert facts["videos"] == 1 and facts["keyframes"] == 3
     assert facts["errors"] == 3  # corrupt.png, notes.jpg, saved page.png

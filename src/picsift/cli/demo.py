@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 import picsift
 from picsift.cli.common import WorkersOpt, console
@@ -70,8 +71,36 @@ def demo_command(
 
     page = build_search_report(ws, pd.concat(results, ignore_index=True), out / "search.html", "demo")
     console.print(f"search contact sheet: {page}")
+    _text_section(ws, out, workers)
     console.rule("outputs")
     result = export_table(ws, out / "media.csv")
     console.print(f"table: {result['path']} ({result['rows']} rows x {result['columns']} columns)")
     report = build_report(ws, out / "report.html")
     console.print(f"report: {report.absolute()}  (open it in a browser)")
+
+
+def _text_section(ws: picsift.Workspace, out: Path, workers: int | None) -> None:
+    """OCR, language, offline translation and a search by written words."""
+    console.rule("text in images (offline OCR, language, translation)")
+    try:
+        from picsift.analyses.text import extract_text, search_text, text_table
+        from picsift.text.ocr import engine_versions
+
+        engine_versions()
+    except Exception as exc:  # noqa: BLE001 - the text extra is optional
+        console.print(f"skipped: {exc}")
+        return
+    summary = extract_text(ws, workers=workers, progress=True)
+    console.print(f"read {summary.read} media, {summary.with_text} with text; languages: "
+                  + ", ".join(f"{k} {v}" for k, v in summary.languages.items()))
+    table = text_table(ws)
+    for row in table[table["n_blocks"] > 0].itertuples():
+        first = str(row.text).splitlines()[-1][:60]
+        english = f"  →  {str(row.text_english).splitlines()[-1][:60]}" if isinstance(row.text_english, str) \
+            and row.text_language != "en" else ""
+        console.print(escape(f"[{row.text_language}] {Path(row.path).name}: {first}{english}"
+                             f"  ({row.translation_status})"))
+    hits = search_text(ws, "parque")
+    console.print("written-word search 'parque': " + ", ".join(Path(p).name for p in hits["path"]))
+    table.to_csv(out / "text.csv", index=False)
+    console.print(f"text table: {out / 'text.csv'}")

@@ -55,7 +55,23 @@ def media_table(ws: Workspace) -> pd.DataFrame:
             columns={c: f"{feature_set.name}_{c}" for c in frame.columns if c != "media_id"}
         )
         table = table.merge(frame, on="media_id", how="left")
-    return table
+    return _with_text(ws, table)
+
+
+# Text columns (picsift text), named as AMMICO names them where they mean the same.
+TEXT_COLUMNS = ("text", "n_blocks", "ocr_confidence", "text_language", "text_language_score",
+                "text_languages", "text_english", "translation_status", "translation_backend",
+                "text_clean",
+                "text_english_correct", "polarity", "subjectivity", "sentiment", "sentiment_score",
+                "entities", "ocr_model")
+
+
+def _with_text(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    if not ws.scalar("SELECT COUNT(*) FROM media_text"):
+        return table
+    text = pd.read_sql_query(f"SELECT media_id, {', '.join(TEXT_COLUMNS)} FROM media_text",
+                             ws.connect())
+    return table.merge(text, on="media_id", how="left")
 
 
 def errors_table(ws: Workspace) -> pd.DataFrame:

@@ -203,7 +203,7 @@ class OcrEngine:
                         and other.confidence >= TESSERACT_TRUST):
                     text, score, engine = other.text, other.confidence, "tesseract"
             text = " ".join(text.split())
-            if not text or score < self.options.min_confidence:
+            if score < self.options.min_confidence or not _looks_like_text(text, engine):
                 continue
             blocks.append(TextBlock(text, round(score, 4), box.round(1).tolist(), 0, 0, engine,
                                     dominant_script(text)))
@@ -211,6 +211,21 @@ class OcrEngine:
 
 
 @functools.lru_cache(maxsize=2)
+def _looks_like_text(text: str, engine: str) -> bool:
+    """False for the specks detectors find in textures: a lone "O" or "8" in a photo, or
+    tesseract's "о Ш" and "بم" on a cup and a horse (seen on the demo corpus). A block
+    needs two letters or digits in a row (one CJK character is a word); a tesseract
+    reading, taken only for other scripts, needs a word of three letters."""
+    from picsift.text.scripts import char_script
+
+    words = [w for w in (''.join(ch if ch.isalnum() else ' ' for ch in text)).split()]
+    if any(char_script(ch) in ("han", "kana", "hangul") for ch in text):
+        return True
+    if engine == "tesseract":
+        return any(sum(ch.isalpha() for ch in w) >= 3 for w in words)
+    return any(len(w) >= 2 for w in words)
+
+
 def _doubtful(reading: tesseract.LineReading) -> str | None:
     """The script to re-read a line in, when tesseract's reading looks mixed or unsure."""
     script = dominant_script(reading.text)
