@@ -196,3 +196,25 @@ def test_online_backend_needs_the_disclosure(text_workspace: Path) -> None:
     refused = run_picsift("text", str(text_workspace), "--translate-backend", "deepl", "--api-key", "x")
     assert refused.returncode == 2
     assert "disclos" in refused.stderr.lower() and "Traceback" not in refused.stderr
+
+
+def test_enrichment_columns_follow_the_english_text(text_workspace: Path) -> None:
+    """English text and offline translations get sentiment and entities; untranslated
+    Chinese gets none (never an English model on foreign text)."""
+    pytest.importorskip("spacy", reason="the text extra is not installed")
+    done = run_picsift("text", str(text_workspace), timeout=300)
+    assert done.returncode == 0, done.stderr
+    db = sqlite3.connect(text_workspace / ".picsift" / "catalog.sqlite")
+    db.row_factory = sqlite3.Row
+    rows = {r["text_language"]: r for r in db.execute("SELECT * FROM media_text WHERE n_blocks > 0")}
+    english = rows["en"]
+    assert english["sentiment"] in ("positive", "negative", "neutral")
+    assert -1 <= english["polarity"] <= 1 and 0 <= english["subjectivity"] <= 1
+    assert "protest" in english["text_clean"] and "12,000" not in english["text_clean"]
+    spanish = rows["es"]
+    assert spanish["translation_status"] == "translated" and "park" in spanish["text_english"]
+    assert spanish["sentiment"] is not None
+    chinese = rows["zh"]
+    assert chinese["text_english"] is None and chinese["sentiment"] is None
+    assert json.loads(chinese["entities"]) == []
+    assert "no offline model for zh" in chinese["translation_status"]

@@ -17,6 +17,7 @@ from picsift.cli.sort import app as sort_app
 from picsift.cli.classify import predict_command, train_command
 from picsift.cli.demo import demo_command
 from picsift.cli.export import export_command
+from picsift.cli.faces import app as faces_app
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
 from picsift.cli.report import report_command
 from picsift.cli.scan import scan_command
@@ -50,6 +51,7 @@ app.command("validate-pairs")(validate_pairs_command)
 app.command("agreement")(agreement_command)
 app.command("text")(text_command)
 app.command("topics")(topics_command)
+app.add_typer(faces_app, name="faces")
 
 
 @app.callback()

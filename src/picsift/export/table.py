@@ -55,7 +55,7 @@ def media_table(ws: Workspace) -> pd.DataFrame:
             columns={c: f"{feature_set.name}_{c}" for c in frame.columns if c != "media_id"}
         )
         table = table.merge(frame, on="media_id", how="left")
-    return _with_text(ws, table)
+    return _with_faces(ws, _with_text(ws, table))
 
 
 # Text columns (picsift text), named as AMMICO names them where they mean the same.
@@ -206,3 +206,13 @@ def export_table(ws: Workspace, out: str | Path, fmt: str | None = None,
         table.to_parquet(tmp, index=False)
     os.replace(tmp, out)
     return {"rows": len(table), "columns": len(table.columns), "path": str(out), **counts}
+
+
+def _with_faces(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    """Per-image face columns (n_faces, largest_share, ...); the per-face long table is
+    `picsift faces` -> faces.csv."""
+    if not ws.scalar("SELECT COUNT(*) FROM media_faces"):
+        return table
+    from picsift.analyses.faces import media_faces_table
+
+    return table.merge(media_faces_table(ws), on="media_id", how="left")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -139,6 +139,36 @@ _MIGRATIONS: dict[int, str] = {
     CREATE VIRTUAL TABLE IF NOT EXISTS text_fts USING fts5(
         media_id UNINDEXED, words, tokenize = 'unicode61 remove_diacritics 2'
     );
+    """,
+    # v4: faces (picsift faces). One row per face with its box, landmarks, 128-d identity
+    # embedding (float32 BLOB: 512 bytes) and attributes; media_faces says which media were
+    # looked at with which settings, including those with no face at all.
+    4: """
+    CREATE TABLE IF NOT EXISTS media_faces (
+        media_id TEXT PRIMARY KEY,
+        params_hash TEXT NOT NULL,
+        n_faces INTEGER NOT NULL,
+        largest_share REAL,                 -- largest face box area / image area
+        width INTEGER, height INTEGER,      -- of the picture the boxes refer to
+        detector TEXT, embedder TEXT, attribute_models TEXT,
+        seconds REAL,
+        run_id INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS faces (
+        media_id TEXT NOT NULL,
+        face INTEGER NOT NULL,              -- 0 = largest
+        x0 REAL, y0 REAL, x1 REAL, y1 REAL,
+        score REAL,
+        landmarks TEXT,                     -- JSON [[x, y] x 5]
+        share REAL,
+        embedding BLOB,
+        emotion TEXT, emotion_score REAL, emotion_group TEXT, emotions TEXT,
+        mask_score REAL, masked INTEGER,
+        age REAL, gender TEXT, gender_score REAL,
+        identity INTEGER,
+        PRIMARY KEY (media_id, face)
+    );
+    CREATE INDEX IF NOT EXISTS faces_identity ON faces(identity);
     """,
 }
 

@@ -1,0 +1,1 @@
+"""Faces: detection, identities across images, expression, masks; demographics behind a disclosure."""
