@@ -43,7 +43,7 @@ class FaceOptions:
     mask: bool = True
     demographics: bool = False
     accept_disclosure: bool = False
-    min_gender_confidence: float = 0.8
+    min_gender_confidence: float = 0.9
 
     def params(self) -> dict[str, Any]:
         return {"min_score": self.min_score, "emotion": self.emotion, "mask": self.mask,

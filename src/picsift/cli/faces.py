@@ -30,7 +30,7 @@ def run_command(
     mask: bool = typer.Option(True, "--mask/--no-mask", help="Face-mask detection per face."),
     demographics: bool = typer.Option(False, "--demographics", help="Estimate age and gender (needs --accept-disclosure)."),
     accept: bool = typer.Option(False, "--accept-disclosure", help="Accept the disclosure on demographic estimates (see docs/faces.md)."),
-    min_gender_confidence: float = typer.Option(0.8, "--min-gender-confidence", help="Leave gender empty below this confidence."),
+    min_gender_confidence: float = typer.Option(0.9, "--min-gender-confidence", help="Leave gender empty below this confidence."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV, one row per face (default: <workspace>/faces.csv)."),
     workers: Optional[int] = WorkersOpt,
 ) -> None:
