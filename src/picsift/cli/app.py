@@ -11,6 +11,7 @@ from rich.markup import escape
 from picsift.cli.cluster import (agreement_command, cluster_command, sample_command,
                                  validate_pairs_command)
 from picsift.cli.common import err_console
+from picsift.cli.colors import colors_command
 from picsift.cli.copies import app as copies_app
 from picsift.cli.semantic import embed_command, models_app, search_command
 from picsift.cli.sort import app as sort_app
@@ -52,6 +53,7 @@ app.command("agreement")(agreement_command)
 app.command("text")(text_command)
 app.command("topics")(topics_command)
 app.add_typer(faces_app, name="faces")
+app.command("colors")(colors_command)
 
 
 @app.callback()
