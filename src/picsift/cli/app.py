@@ -17,6 +17,7 @@ from picsift.cli.semantic import embed_command, models_app, search_command
 from picsift.cli.sort import app as sort_app
 from picsift.cli.classify import predict_command, train_command
 from picsift.cli.demo import demo_command
+from picsift.cli.describe import describe_command, detect_command
 from picsift.cli.export import export_command
 from picsift.cli.faces import app as faces_app
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
@@ -54,6 +55,8 @@ app.command("text")(text_command)
 app.command("topics")(topics_command)
 app.add_typer(faces_app, name="faces")
 app.command("colors")(colors_command)
+app.command("describe")(describe_command)
+app.command("detect")(detect_command)
 
 
 @app.callback()

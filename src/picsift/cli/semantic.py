@@ -12,7 +12,7 @@ from picsift.errors import PicsiftError
 from picsift.cli.common import WorkersOpt, WorkspaceArg, console, open_existing
 
 models_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                         help="List the models picsift knows; pull hub models for offline use.")
+                         help="List the models picsift knows; pull hub models once for offline use.")
 
 
 @models_app.command("list")

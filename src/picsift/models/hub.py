@@ -7,6 +7,13 @@ text_embeds), checks the exported outputs against the torch model, and saves the
 and preprocessing settings next to them with a ``model.json``. Afterwards the model runs
 offline on onnxruntime, without torch. A local directory holding a transformers checkpoint
 can be pulled the same way (that is how the tests build a tiny CLIP without a download).
+
+Captioners, VQA models, chat vision-language models and open-vocabulary detectors (tasks in
+:data:`picsift.models.vlm.TRANSFORMERS_TASKS`) are cached differently: generation loops and box
+decoding do not export to one ONNX graph worth having, so the model and its processor are kept
+as a transformers checkpoint (``save_pretrained``) with a ``model.json`` saying
+``"format": "transformers"``, checked once on a blank image, and run with torch
+(:mod:`picsift.models.vlm`).
 """
 
 from __future__ import annotations
@@ -104,6 +111,9 @@ def pull_model(name: str, target_root: Path | None = None) -> Path:
 
     source, folder = _source_and_name(name)
     target = (target_root or cache_dir()) / folder
+    checkpoint = _transformers_checkpoint(source)
+    if checkpoint is not None:
+        return _pull_transformers(source, folder, target, *checkpoint)
     try:
         model = AutoModel.from_pretrained(source).eval()
         processor = AutoProcessor.from_pretrained(source)
@@ -154,6 +164,88 @@ def pull_model(name: str, target_root: Path | None = None) -> Path:
     return target
 
 
+def _transformers_checkpoint(source: str) -> tuple[str, str] | None:
+    """(task, architecture) when ``source`` is a captioner/VQA/VLM/detector kept as a
+    transformers checkpoint; None for the CLIP-like models that are exported to ONNX."""
+    from transformers import AutoConfig
+
+    from picsift.models.vlm import TRANSFORMERS_TASKS, task_of_architecture
+
+    spec = next((s for s in MODELS.values() if s.hub_id == source), None)
+    if spec is not None and spec.task not in TRANSFORMERS_TASKS:
+        return None
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        if spec is None:
+            return None  # let the ONNX path report the problem as before
+        raise PicsiftError(f"cannot load {source!r} with transformers: {exc}") from exc
+    architectures = getattr(config, "architectures", None) or []
+    task = task_of_architecture(architectures[0]) if architectures else None
+    if task is None:
+        if spec is not None:
+            raise PicsiftError(f"{source!r} has architecture {architectures or 'unknown'}, "
+                               f"which picsift cannot run as a {spec.task} model")
+        return None
+    return task, architectures[0]
+
+
+def _pull_transformers(source: str, folder: str, target: Path, task: str, architecture: str
+                       ) -> Path:
+    """Fetch with transformers, save model + processor, smoke-test on a blank image, cache."""
+    import transformers
+    from transformers import AutoProcessor
+
+    from picsift.models import vlm
+
+    cls = vlm.model_class(architecture, task)
+    try:
+        model = cls.from_pretrained(source)
+        processor = AutoProcessor.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise PicsiftError(f"cannot load {source!r} with transformers: {exc}") from exc
+    tmp = target.with_name(f".{folder}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(str(tmp))
+    processor.save_pretrained(str(tmp))
+    del model
+    size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+    meta = {"name": folder, "source": source, "format": "transformers", "task": task,
+            "architecture": architecture, "transformers_version": transformers.__version__,
+            "size_mb": round(size / 1e6, 1)}
+    (tmp / "model.json").write_text(json.dumps(meta, indent=2))
+    _smoke_test(tmp, task)
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _smoke_test(folder: Path, task: str) -> None:
+    """Run the saved copy once, offline, so a broken cache shows at pull time, not mid-run."""
+    from picsift.models import vlm
+
+    blank = Image.new("RGB", (64, 48), (128, 128, 128))
+    try:
+        loaded = vlm._load(str(folder))
+        if task == "object-detection":
+            vlm.DetectorModel(loaded).detect([blank], ["a thing"], threshold=1.0)
+        else:
+            model = vlm.CaptionModel(loaded, max_new_tokens=3)
+            if model.can_caption:
+                model.caption([blank])
+            if model.can_answer:
+                model.answer([blank], "what is this?")
+    except PicsiftError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure means the cache is unusable
+        raise PicsiftError(f"the pulled copy of {folder.name.strip('.').removesuffix('.tmp')} "
+                           f"does not run: {exc.__class__.__name__}: {exc}") from exc
+    finally:
+        vlm.clear_loaded()
+
+
 @dataclass
 class HubModel:
     """A pulled model, run offline with onnxruntime (no torch)."""
@@ -166,6 +258,10 @@ class HubModel:
         if not config_path.exists():
             raise PicsiftError(f"{self.folder} holds no pulled model (model.json missing)")
         self.config = json.loads(config_path.read_text())
+        if self.config.get("format") == "transformers":
+            raise PicsiftError(f"{self.folder.name} is a {self.config.get('task')} model, not an "
+                               "image-text embedding model: use it with 'picsift describe' or "
+                               "'picsift detect'")
 
     @classmethod
     def named(cls, name: str) -> HubModel:

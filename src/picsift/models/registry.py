@@ -23,7 +23,8 @@ class ModelSpec:
     """One model: short name, task, provenance, licence and an honest note on its limits."""
 
     name: str
-    task: str            # image-embedding | text-embedding | image-text
+    task: str            # image-embedding | text-embedding | image-text | captioning | vqa |
+                         # vision-language (captions and answers) | object-detection
     source: str          # packaged | hub
     licence: str
     size_mb: float
@@ -80,6 +81,49 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
         hub_id="sentence-transformers/clip-ViT-B-32-multilingual-v1",
         library="sentence-transformers",
         note="Multilingual text encoder aligned to CLIP ViT-B/32 images (50+ languages)."),
+    ModelSpec(
+        "blip-base", "captioning", "hub", "BSD-3-Clause", 990.0,
+        hub_id="Salesforce/blip-image-captioning-base", library="transformers",
+        note="BLIP base (224 M parameters) image captioning, trained on COCO-style captions: "
+             "one short English sentence per image ('a man holding a sign in a crowd'). "
+             "Captions only, no questions. Misses text, "
+             "logos, symbols and anything specific (who, where, which weapon)."),
+    ModelSpec(
+        "blip-vqa-base", "vqa", "hub", "BSD-3-Clause", 1540.0,
+        hub_id="Salesforce/blip-vqa-base", library="transformers",
+        note="BLIP base fine-tuned on VQAv2: short answers (yes/no, a count, a word) to a "
+             "question about an image. Answers only, no captions. VQAv2-style questions work "
+             "best; do not trust counts above a few or fine-grained identifications."),
+    ModelSpec(
+        "florence-2-base", "captioning", "hub", "MIT", 930.0,
+        hub_id="florence-community/Florence-2-base", library="transformers",
+        note="Microsoft Florence-2 base (230 M parameters; the transformers-native conversion of "
+             "microsoft/Florence-2-base): compact captioning model, reported stronger than BLIP "
+             "base. picsift uses its <CAPTION> task; it does not answer free questions."),
+    ModelSpec(
+        "smolvlm-256m", "vision-language", "hub", "Apache-2.0", 515.0,
+        hub_id="HuggingFaceTB/SmolVLM-256M-Instruct", library="transformers",
+        note="SmolVLM 256M Instruct: the smallest chat-style vision-language model; writes "
+             "captions and answers free-form questions in English. Much weaker than large VLMs "
+             "(or an API model) and prone to confident mistakes; slow on CPU because images "
+             "are split into tiles."),
+    ModelSpec(
+        "owlv2-base", "object-detection", "hub", "Apache-2.0", 620.0,
+        hub_id="google/owlv2-base-patch16-ensemble", library="transformers",
+        note="OWLv2 base/16: open-vocabulary detector; finds boxes for any text label "
+             "('a rifle', 'a flag'). Reportedly the best recall of the three; the slowest "
+             "OWL model (960 px input). Scores are low in absolute terms: 0.1-0.3 is a typical "
+             "threshold."),
+    ModelSpec(
+        "owlvit-base", "object-detection", "hub", "Apache-2.0", 610.0,
+        hub_id="google/owlvit-base-patch32", library="transformers",
+        note="OWL-ViT base/32: the first OWL detector; faster than OWLv2 (768 px input, "
+             "32 px patches) but misses small objects."),
+    ModelSpec(
+        "grounding-dino-tiny", "object-detection", "hub", "Apache-2.0", 690.0,
+        hub_id="IDEA-Research/grounding-dino-tiny", library="transformers",
+        note="Grounding DINO tiny (172 M parameters): open-set detector driven by a text "
+             "prompt; strong on common objects, slower than OWL-ViT on CPU (800 px+ input)."),
 )}
 
 
