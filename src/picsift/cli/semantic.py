@@ -30,7 +30,8 @@ def models_list() -> None:
 
 @models_app.command("pull")
 def models_pull(name: str = typer.Argument(..., help="Short name or hub id of a hub model.")) -> None:
-    """Fetch a hub model with its own library, export it to ONNX and cache it (needs internet)."""
+    """Fetch a hub model once with its own library and cache it for offline use (ONNX for
+    CLIP-like models, the library's own format for captioning and detection; needs internet)."""
     from picsift.models.hub import pull_model
 
     path = pull_model(name)
