@@ -157,6 +157,10 @@ def load_classifier(path: str | Path) -> dict[str, Any]:
 def predict(folder: str | Path, classifier: str | Path, *, workers: int | None = None,
             workspace: str | Path | None = None) -> pd.DataFrame:
     """Predictions (and class probabilities) for every image of ``folder``."""
+    from picsift.analyses import finetune
+
+    if finetune.is_finetuned(classifier):  # a fine-tuned network: onnxruntime, no torch
+        return finetune.predict_finetuned(folder, classifier, workers=workers, workspace=workspace)
     data = load_classifier(classifier)
     model = data["model"]
     ws = _prepare(Path(folder).absolute(), model, workers, Path(workspace) if workspace else None)
