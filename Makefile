@@ -14,7 +14,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	bash scripts/system-deps.sh
-	$(BIN)/python -m pip install --quiet -e ".[test,text]"
+	$(BIN)/python -m pip install --quiet -e ".[test,text,web]"
 
 demo: install
 	$(BIN)/picsift demo --out demo-output

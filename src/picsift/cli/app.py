@@ -23,6 +23,7 @@ from picsift.cli.faces import app as faces_app
 from picsift.cli.inspect import duplicates_command, errors_command, info_command
 from picsift.cli.report import report_command
 from picsift.cli.scan import scan_command
+from picsift.cli.serve import serve_command
 from picsift.cli.text import text_command, topics_command
 from picsift.errors import PicsiftError
 
@@ -57,6 +58,7 @@ app.add_typer(faces_app, name="faces")
 app.command("colors")(colors_command)
 app.command("describe")(describe_command)
 app.command("detect")(detect_command)
+app.command("serve")(serve_command)
 
 
 @app.callback()
