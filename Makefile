@@ -14,7 +14,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	bash scripts/system-deps.sh
-	$(BIN)/python -m pip install --quiet -e ".[test,text,web]"
+	$(BIN)/python -m pip install --quiet -e ".[test,text,faces,web]"
 
 demo: install
 	$(BIN)/picsift demo --out demo-output

