@@ -38,7 +38,7 @@ VERSION = "1"
 class FaceOptions:
     """Settings of `picsift faces`; all of them are part of the stored result's identity."""
 
-    min_score: float = 0.5
+    min_score: float = 0.7     # 0.5 let a retina photo through as a face (0.55)
     emotion: bool = True
     mask: bool = True
     demographics: bool = False

@@ -72,6 +72,8 @@ def demo_command(
     page = build_search_report(ws, pd.concat(results, ignore_index=True), out / "search.html", "demo")
     console.print(f"search contact sheet: {page}")
     _text_section(ws, out, workers)
+    _faces_section(ws, out, workers)
+    _colors_section(ws, out, workers)
     console.rule("outputs")
     result = export_table(ws, out / "media.csv")
     console.print(f"table: {result['path']} ({result['rows']} rows x {result['columns']} columns)")
@@ -104,3 +106,39 @@ def _text_section(ws: picsift.Workspace, out: Path, workers: int | None) -> None
     console.print("written-word search 'parque': " + ", ".join(Path(p).name for p in hits["path"]))
     table.to_csv(out / "text.csv", index=False)
     console.print(f"text table: {out / 'text.csv'}")
+
+
+def _faces_section(ws: picsift.Workspace, out: Path, workers: int | None) -> None:
+    """Faces, expressions and the same person across reposts (no demographics: no consent)."""
+    console.rule("faces (offline; age/gender stay off without --accept-disclosure)")
+    from picsift.analyses.faces import cluster_identities, detect_faces, faces_table
+    from picsift.faces.recognize import dlib_available
+    from picsift.report.faces_html import build_identities_report
+
+    summary = detect_faces(ws, workers=workers, progress=True)
+    console.print(f"{summary.faces} faces in {summary.with_faces} of "
+                  f"{summary.looked_at + summary.already} media")
+    faces = faces_table(ws)
+    for row in faces.head(8).itertuples():
+        console.print(f"{Path(row.path).name}: face {row.face}, {row.emotion or 'no expression'}"
+                      f" ({row.emotion_group or '-'}), masked={bool(row.masked)}")
+    if dlib_available() and len(faces):
+        sizes = cluster_identities(ws)
+        faces = faces_table(ws)
+        page = build_identities_report(ws, faces, out / "identities.html")
+        console.print(f"{len(sizes)} identities seen more than once; contact sheet: {page}")
+    faces.to_csv(out / "faces.csv", index=False)
+
+
+def _colors_section(ws: picsift.Workspace, out: Path, workers: int | None) -> None:
+    console.rule("colors")
+    from picsift.analyses.colors import analyse_colors, colors_table, corpus_summary_png
+
+    analyse_colors(ws, workers=workers, progress=True)
+    table = colors_table(ws, hue=False)
+    names = ["red", "green", "blue", "yellow", "cyan", "orange", "purple", "pink", "brown",
+             "grey", "white", "black"]
+    means = table[names].mean().sort_values(ascending=False)
+    console.print("corpus colors: " + ", ".join(f"{k} {v:.0%}" for k, v in means.head(5).items()))
+    plot = corpus_summary_png(table, out / "colors.png")
+    console.print(f"color plot: {plot}")

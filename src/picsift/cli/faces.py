@@ -25,7 +25,7 @@ ThresholdOpt = typer.Option(None, "--threshold", help="Same-person distance (def
 @app.command("run")
 def run_command(
     workspace: Path = WorkspaceArg,
-    min_score: float = typer.Option(0.5, "--min-score", help="Detector confidence below which a face is dropped."),
+    min_score: float = typer.Option(0.7, "--min-score", help="Detector confidence below which a face is dropped."),
     emotion: bool = typer.Option(True, "--emotion/--no-emotion", help="Facial expression per face."),
     mask: bool = typer.Option(True, "--mask/--no-mask", help="Face-mask detection per face."),
     demographics: bool = typer.Option(False, "--demographics", help="Estimate age and gender (needs --accept-disclosure)."),

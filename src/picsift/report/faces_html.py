@@ -21,7 +21,7 @@ MAX_IDENTITIES = 200
 MAX_FACES = 30
 CHIP = 96
 _EXTRA_CSS = ".chips{display:flex;flex-wrap:wrap;gap:.4rem}.chip{width:7rem;font-size:.75rem;" \
-             "word-break:break-all}.chip img{width:96px;height:96px;object-fit:cover;border-radius:4px}"
+             "word-break:break-all}.chip img{display:block;width:96px;height:96px;object-fit:cover;border-radius:4px}"
 
 
 def _e(value: object) -> str:
