@@ -59,7 +59,8 @@ class FaceOptions:
         return AttributeOptions(emotion=self.emotion, mask=self.mask,
                                 demographics=self.demographics,
                                 accept_disclosure=self.accept_disclosure,
-                                min_gender_confidence=self.min_gender_confidence)
+                                min_gender_confidence=self.min_gender_confidence,
+                                threads=1)  # one per worker process: the engine parallelises
 
 
 @dataclass
@@ -197,7 +198,9 @@ def detect_faces(ws: Workspace, options: FaceOptions | None = None, *, workers: 
                  batch_size: int = 8, progress: bool = False) -> FaceSummary:
     """Find, embed and describe the faces of every media not yet done with these settings."""
     options = options or FaceOptions()
-    _models(options)  # fail fast: missing extra, or demographics without the disclosure
+    # Fail fast (missing extra, demographics without the disclosure) with an uncached
+    # instance: workers fork from this process and must build their own model sessions.
+    _Models(options)
     started = time.monotonic()
     summary = FaceSummary()
     with ws.writing():

@@ -286,7 +286,9 @@ def _read_images(ws: Workspace, options: TextOptions, run_id: int, summary: Text
     summary.already = len(everything) - len(todo)
     if not todo:
         return
-    _engine(options.ocr)  # fail fast (missing extra) before forking workers
+    from picsift.text.ocr import OcrEngine
+
+    OcrEngine(options.ocr)  # fail fast (missing extra); uncached: workers build their own
     task = functools.partial(ocr_batch, options.ocr, DecodeOptions())
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     writer = _OcrWriter(ws, options, run_id, summary)

@@ -72,6 +72,7 @@ class LocalEngine:
         self._map_pool(task, iter(batches), on_result, on_failure, progress)
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        _quiet_native_pools()
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=multiprocessing.get_context(_start_method()),
@@ -127,6 +128,22 @@ class LocalEngine:
             _terminate(pool)
             raise
         pool.shutdown(wait=True)
+
+
+def _quiet_native_pools() -> None:
+    """Stop OpenCV's worker threads in this process before forking.
+
+    A forked child inherits OpenCV's thread-pool state but not its threads; the first
+    cv2.setNumThreads or parallel call in the child then waits forever for threads that do
+    not exist (seen: SIFT workers hung after OCR had run cv2 in the parent). With one
+    thread OpenCV keeps no pool, so the fork is clean. The parent only stores results, so
+    it loses nothing by running OpenCV single-threaded.
+    """
+    import sys
+
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and hasattr(cv2, "setNumThreads"):
+        cv2.setNumThreads(1)
 
 
 def _start_method() -> str:
