@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from picsift.analyses.copies.extract import media_paths
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import ProgressReporter, make_engine
 from picsift.errors import PicsiftError
 from picsift.features.embedding import EXTRACTOR, VERSION, embed_batch
 from picsift.media.decode import DecodeOptions
@@ -79,7 +79,8 @@ class _Writer:
 
 
 def embed_workspace(ws: Workspace, model: str = DEFAULT_MODEL, workers: int | None = None,
-                    batch_size: int = 16, progress: bool = False) -> EmbedSummary:
+                    batch_size: int = 16, progress: bool = False, engine: str = "local",
+                    address: str | None = None) -> EmbedSummary:
     """Embed every media not yet embedded with ``model``."""
     started = time.monotonic()
     summary = EmbedSummary(model=model_key(model))
@@ -96,7 +97,8 @@ def embed_workspace(ws: Workspace, model: str = DEFAULT_MODEL, workers: int | No
             batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
             writer = _Writer(ws, features, summary)
             with ProgressReporter("embed", len(todo), enabled=progress) as bar:
-                LocalEngine(workers).map(task, batches, writer.store, writer.fail, bar)
+                make_engine(engine, address, workers).map(task, batches, writer.store,
+                                                          writer.fail, bar)
     summary.seconds = round(time.monotonic() - started, 2)
     return summary
 

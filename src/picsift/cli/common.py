@@ -21,6 +21,8 @@ WorkspaceArg = typer.Argument(
     Path("."), help="Corpus folder (its .picsift workspace is used) or a workspace folder."
 )
 WorkersOpt = typer.Option(None, "--workers", "-j", help="Worker processes (default: all cores).")
+EngineOpt = typer.Option("local", "--engine", help="Where the work runs: local (process pool) or ray (a Ray cluster; docs/scale.md).")
+AddressOpt = typer.Option(None, "--address", help="Ray cluster for --engine ray: auto (default), ray://host:10001, or local (start one on this machine).")
 
 
 def open_existing(path: Path) -> Workspace:

@@ -19,7 +19,7 @@ from rich.table import Table
 
 import picsift
 from picsift.analyses.copies.options import CopiesOptions, options_from_dict, options_to_dict
-from picsift.cli.common import DefaultRunGroup, WorkersOpt, console, open_existing
+from picsift.cli.common import AddressOpt, DefaultRunGroup, EngineOpt, WorkersOpt, console, open_existing
 from picsift.workspace.store import Workspace
 
 SUBCOMMANDS = ("run", "index", "query", "cluster", "eval", "report")
@@ -107,6 +107,8 @@ def run_command(
     paths: list[Path] = typer.Argument(..., help="Folders to scan and search for copies."),
     workspace: Optional[Path] = typer.Option(None, "--workspace", "-w", help="Workspace folder."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
     algo: Optional[str] = AlgoOpt,
     min_inliers: Optional[int] = typer.Option(None, help="Geometrically consistent matches needed (default 12)."),
     min_inlier_ratio: Optional[float] = typer.Option(None, help="Share of tentative matches that must be consistent (default 0.25)."),
@@ -123,12 +125,13 @@ def run_command(
     from picsift.cli.scan import print_scan_summary
 
     ws = picsift.open(paths[0], workspace=workspace)
-    scan_summary = ws.scan(paths, workers=workers, progress=True)
+    scan_summary = ws.scan(paths, workers=workers, progress=True, engine=engine, address=address)
     print_scan_summary(scan_summary, str(ws.dir))
     options = _options(ws, dict(algo=algo, min_inliers=min_inliers, min_inlier_ratio=min_inlier_ratio,
                                 min_coverage=min_coverage, max_side=max_side, nfeatures=nfeatures,
                                 index_type=index_type, mirror=mirror))
     options.workers, options.progress = workers, True
+    options.engine, options.address = engine, address
     summary = CopiesSummary()
     with ws.writing():
         _remember(ws, options)
@@ -143,6 +146,8 @@ def run_command(
 def index_command(
     workspace: Path = typer.Argument(Path("."), help="Corpus folder or workspace."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
     max_side: Optional[int] = typer.Option(None, help="Working size, longest side (default 512)."),
     nfeatures: Optional[int] = typer.Option(None, help="SIFT keypoints per image at most."),
     index_type: Optional[str] = typer.Option(None, help="auto, Flat or a faiss factory string."),
@@ -153,6 +158,7 @@ def index_command(
     ws = open_existing(workspace)
     options = _options(ws, dict(max_side=max_side, nfeatures=nfeatures, index_type=index_type))
     options.workers, options.progress = workers, True
+    options.engine, options.address = engine, address
     summary = CopiesSummary()
     with ws.writing():
         _remember(ws, options)
@@ -165,6 +171,8 @@ def query_command(
     workspace: Path = typer.Argument(Path("."), help="Corpus folder or workspace."),
     images: Optional[list[Path]] = typer.Option(None, "--images", help="New images/folders to query WITHOUT adding them to the index."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV for --images results (default: <workspace>/copies/query_results.csv)."),
 ) -> None:
     """Query indexed media not yet queried; or, with --images, new images against the index."""
@@ -176,6 +184,7 @@ def query_command(
     ws = open_existing(workspace)
     options = _options(ws, {})
     options.workers, options.progress = workers, True
+    options.engine, options.address = engine, address
     if images:
         results = query_external(ws, [str(p) for p in images], options)
         target = out or default_out(ws, "query_results.csv")

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 import picsift
-from picsift.cli.common import WorkersOpt, console
+from picsift.cli.common import AddressOpt, EngineOpt, WorkersOpt, console
 from picsift.media.decode import DEFAULT_MAX_PIXELS
 from picsift.scan.runner import ScanSummary
 
@@ -19,6 +19,8 @@ def scan_command(
     workspace: Optional[Path] = typer.Option(
         None, "--workspace", "-w", help="Workspace folder (default: <first PATH>/.picsift)."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
     batch_size: int = typer.Option(32, help="Images per batch (one atomic write each)."),
     max_pixels: int = typer.Option(
         DEFAULT_MAX_PIXELS, help="Refuse images with more pixels (decompression-bomb guard)."),
@@ -36,7 +38,7 @@ def scan_command(
     summary = ws.scan(
         paths, workers=workers, batch_size=batch_size, max_pixels=max_pixels, videos=videos,
         scene_threshold=scene_threshold, max_interval=max_interval, min_interval=min_interval,
-        retry_errors=retry_errors, progress=progress,
+        retry_errors=retry_errors, progress=progress, engine=engine, address=address,
     )
     print_scan_summary(summary, str(ws.dir))
     if summary.interrupted:

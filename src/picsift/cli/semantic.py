@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from picsift.errors import PicsiftError
-from picsift.cli.common import WorkersOpt, WorkspaceArg, console, open_existing
+from picsift.cli.common import AddressOpt, EngineOpt, WorkersOpt, WorkspaceArg, console, open_existing
 
 models_app = typer.Typer(no_args_is_help=True, add_completion=False,
                          help="List the models picsift knows; pull hub models once for offline use.")
@@ -43,11 +43,14 @@ def embed_command(
     model: str = typer.Option("efficientnet-lite0", "--model", help="Image model (see picsift models list)."),
     workers: Optional[int] = WorkersOpt,
     batch_size: int = typer.Option(16, help="Images per batch."),
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
 ) -> None:
     """Store an embedding for every image and keyframe (resumable)."""
     from picsift.analyses.embeddings import embed_workspace
 
-    summary = embed_workspace(open_existing(workspace), model, workers, batch_size, progress=True)
+    summary = embed_workspace(open_existing(workspace), model, workers, batch_size, progress=True,
+                              engine=engine, address=address)
     console.print(f"embedded {summary.embedded} new media with {summary.model} "
                   f"({summary.already} already done, {summary.failed} failed) in {summary.seconds} s")
 

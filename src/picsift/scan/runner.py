@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import ProgressReporter, make_engine
 from picsift.media.decode import DEFAULT_MAX_PIXELS, DecodeOptions
 from picsift.media.video import KeyframeOptions
 from picsift.scan.discover import Candidate, DiscoveryProblem, discover
@@ -30,6 +30,8 @@ class ScanOptions:
 
     workers: int | None = None
     batch_size: int = 32
+    engine: str = "local"           # local | ray (docs/scale.md)
+    address: str | None = None      # Ray cluster: auto | ray://host:port | local
     max_pixels: int = DEFAULT_MAX_PIXELS
     videos: bool = True
     scene_threshold: float = 0.3
@@ -137,7 +139,7 @@ def _scan(ws: Workspace, roots: list[str], options: ScanOptions, summary: ScanSu
         frames_dir=str(ws.subdir("frames")),
     )
     writer = _BatchWriter(ws, summary)
-    engine = LocalEngine(options.workers)
+    engine = make_engine(options.engine, options.address, options.workers)
     task = functools.partial(scan_batch, config)
     with ProgressReporter("scan", len(todo), enabled=options.progress) as progress:
         engine.map(task, _batches(todo, options.batch_size), writer.store, writer.fail, progress)

@@ -11,7 +11,7 @@ import pandas as pd
 from picsift.analyses.copies.index import CopyIndex
 from picsift.analyses.copies.options import CopiesOptions
 from picsift.analyses.copies.query import QueryImage, query_batch
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import ProgressReporter, make_engine
 from picsift.errors import PicsiftError
 from picsift.features.local import extract_batch
 from picsift.media.decode import DecodeOptions
@@ -41,7 +41,8 @@ def query_external(ws: Workspace, paths: list[str], options: CopiesOptions) -> p
     task = functools.partial(extract_batch, options.sift, DecodeOptions())
     batches = [work[i : i + options.batch_size] for i in range(0, len(work), options.batch_size)]
     with ProgressReporter("describe new images", len(work), enabled=options.progress) as progress:
-        LocalEngine(options.workers).map(task, batches, keep, fail, progress)
+        engine = make_engine(options.engine, options.address, options.workers)
+        engine.map(task, batches, keep, fail, progress)
     facts = _media_facts(ws).set_index("media_id")
     rows: list[dict[str, Any]] = []
     images = [QueryImage(r["media_id"], r["width"], r["height"], r["keypoints"], r["descriptors"])

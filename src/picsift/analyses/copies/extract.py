@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import ProgressReporter, make_engine
 from picsift.features.local import EXTRACTOR, VERSION, extract_batch
 from picsift.media.decode import DecodeOptions
 from picsift.analyses.copies.options import CopiesOptions
@@ -76,5 +76,6 @@ def ensure_local_features(ws: Workspace, options: CopiesOptions) -> tuple[Featur
         task = functools.partial(extract_batch, options.sift, DecodeOptions())
         batches = [todo[i : i + options.batch_size] for i in range(0, len(todo), options.batch_size)]
         with ProgressReporter("local features", len(todo), enabled=options.progress) as progress:
-            LocalEngine(options.workers).map(task, batches, writer.store, writer.fail, progress)
+            engine = make_engine(options.engine, options.address, options.workers)
+            engine.map(task, batches, writer.store, writer.fail, progress)
     return features, writer.done, writer.failed

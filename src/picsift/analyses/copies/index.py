@@ -92,6 +92,12 @@ class CopyIndex:
         path = self.root / pointer.read_text().strip()
         return path if path.exists() else None
 
+    @property
+    def version(self) -> str:
+        """Name of the saved version now live ('' if none): what a worker must load."""
+        current = self._current()
+        return current.name if current else ""
+
     def load(self, media_only: bool = False) -> bool:
         """Load the saved index (``media_only``: just the per-image table); False if none."""
         import faiss
@@ -168,12 +174,16 @@ class CopyIndex:
 
     def extend(self, features: FeatureSet, announce: callable | None = None) -> int:  # type: ignore[valid-type]
         """Add every described media not yet indexed; return how many images were added."""
-        parts = features.parts()
+        metas = {part: pq.read_table(part, columns=["media_id", "n_points"]).to_pydict()
+                 for part in features.parts()}
+        # Parts in content order, not in the order workers happened to finish them: the same
+        # media give the same index (IVF training sample, descriptor ids) on every run/engine.
+        parts = sorted(metas, key=lambda p: (min(metas[p]["media_id"], default=""), p.name))
         indexed = self.indexed_ids()
         pending: list[tuple[Path, list[int]]] = []
         n_new_vectors = 0
         for part in parts:
-            meta = pq.read_table(part, columns=["media_id", "n_points"]).to_pydict()
+            meta = metas[part]
             rows = [i for i, m in enumerate(meta["media_id"]) if m not in indexed]
             for i in rows:
                 indexed.add(meta["media_id"][i])

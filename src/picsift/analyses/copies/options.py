@@ -20,6 +20,8 @@ class CopiesOptions:
 
     sift: SiftParams = field(default_factory=SiftParams)
     workers: int | None = None
+    engine: str = "local"             # local | ray: where extraction and queries run
+    address: str | None = None        # Ray cluster address (docs/scale.md)
     batch_size: int = 16
     # index
     index_type: str = "auto"          # auto | Flat | a faiss factory string such as IVF1024,SQ8
@@ -67,4 +69,6 @@ def options_to_dict(options: CopiesOptions) -> dict[str, Any]:
     data = asdict(options)
     data.pop("progress", None)
     data.pop("workers", None)
+    data.pop("engine", None)
+    data.pop("address", None)
     return data

@@ -23,7 +23,7 @@ from picsift.analyses.copies.extract import ensure_local_features
 from picsift.analyses.copies.index import CopyIndex
 from picsift.analyses.copies.options import CopiesOptions
 from picsift.analyses.copies.query import QueryImage, match_rows, query_batch
-from picsift.engine import ProgressReporter, default_workers
+from picsift.engine import ProgressReporter, default_workers, make_engine
 from picsift.workspace.features import FeatureSet
 from picsift.workspace.store import Workspace
 
@@ -118,6 +118,10 @@ def query_all(ws: Workspace, options: CopiesOptions, index: CopyIndex, features:
     pairs.register()
     todo = index.indexed_ids() - pairs.done_ids()
     n_points = dict(zip(index.media.media_ids, (int(c) for c in index.media.counts)))
+    if options.engine != "local":
+        _query_on_engine(ws, options, index, features, pairs, todo, summary)
+        summary.seconds["query"] = round(time.monotonic() - started, 2)
+        return
     faiss.omp_set_num_threads(options.workers or default_workers())
     with ProgressReporter("copy search", len(todo), enabled=options.progress) as progress:
         for images in _query_images(features, todo):
@@ -130,6 +134,29 @@ def query_all(ws: Workspace, options: CopiesOptions, index: CopyIndex, features:
             summary.queried += len(images)
             progress.advance(len(images))
     summary.seconds["query"] = round(time.monotonic() - started, 2)
+
+
+def _query_on_engine(ws: Workspace, options: CopiesOptions, index: CopyIndex,
+                     features: FeatureSet, pairs: FeatureSet, todo: set[str],
+                     summary: CopiesSummary) -> None:
+    """Search + verify per image as engine tasks (Ray); this process writes the pairs."""
+    from picsift.analyses.copies.distributed import task_for, work_items
+
+    def store(batch: list[tuple[str, str]], results: list[list[dict[str, Any]]]) -> None:
+        rows = [row for item_rows in results for row in item_rows]
+        table = pa.Table.from_pylist(rows, schema=_PAIR_SCHEMA)
+        pairs.write_part(table.rename_columns(
+            ["media_id" if c == "query_id" else c for c in table.column_names]))
+        summary.queried += len(batch)
+
+    def fail(batch: list[tuple[str, str]], exc: BaseException) -> None:
+        # Not stored: the next run queries these again.
+        log.warning("copy search failed for %d image(s): %s", len(batch), exc)
+
+    engine = make_engine(options.engine, options.address, options.workers)
+    with ProgressReporter("copy search", len(todo), enabled=options.progress) as progress:
+        engine.map(task_for(ws.dir, index, options), work_items(features, todo, options.batch_size),
+                   store, fail, progress)
 
 
 def load_pairs(ws: Workspace, options: CopiesOptions) -> pd.DataFrame:
