@@ -13,6 +13,7 @@ from picsift.cli.cluster import (agreement_command, cluster_command, sample_comm
 from picsift.cli.common import err_console
 from picsift.cli.colors import colors_command
 from picsift.cli.copies import app as copies_app
+from picsift.cli.crop import crop_command
 from picsift.cli.semantic import embed_command, models_app, search_command
 from picsift.cli.sort import app as sort_app
 from picsift.cli.classify import predict_command, train_command
@@ -59,6 +60,7 @@ app.command("colors")(colors_command)
 app.command("describe")(describe_command)
 app.command("detect")(detect_command)
 app.command("serve")(serve_command)
+app.command("crop")(crop_command)
 
 
 @app.callback()
