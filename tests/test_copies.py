@@ -310,3 +310,19 @@ def test_leiden_cuts_a_collage_bridge_but_keeps_chains_whole():
     chain = [(f"c{i}", f"c{i + 1}") for i in range(5)]  # crop of a crop of a crop...
     chained = _clusters_for(chain, [f"c{i}" for i in range(6)], "leiden")
     assert len(set(chained.values())) == 1
+
+
+def test_max_memory_refuses_a_too_big_index_before_building_it(tmp_path: Path) -> None:
+    """--max-memory: the estimate is checked before the index is built; the described
+    features stay stored, so a rerun with a smaller index type goes on from there."""
+    from conftest import DEMO, run_picsift
+
+    corpus = tmp_path / "photos"
+    shutil.copytree(DEMO / "photos", corpus)
+    refused = run_picsift("copies", corpus, "--max-memory", "100K")
+    assert refused.returncode == 2
+    assert "--max-memory" in refused.stderr and "IVF65536,PQ32" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    again = run_picsift("copies", corpus, "--max-memory", "1G")
+    assert again.returncode == 0, again.stderr
+    assert "described 0 new image(s)" in again.stdout

@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 
 import picsift
-from picsift.analyses.copies.options import CopiesOptions, options_from_dict, options_to_dict
+from picsift.analyses.copies.options import (CopiesOptions, options_from_dict, options_to_dict,
+                                              parse_size)
 from picsift.cli.common import AddressOpt, DefaultRunGroup, EngineOpt, WorkersOpt, console, open_existing
 from picsift.workspace.store import Workspace
 
@@ -32,6 +33,7 @@ app = typer.Typer(cls=DefaultRunGroup, no_args_is_help=True, add_completion=Fals
 AlgoOpt = typer.Option(None, "--algo", help="Clustering: leiden (default), louvain or components.")
 OutOpt = typer.Option(None, "--out", "-o", help="Folder for the tables and the HTML page (default: <workspace>/copies).")
 FormatOpt = typer.Option("csv", "--format", "-f", help="Table format: csv or parquet.")
+MaxMemoryOpt = typer.Option(None, "--max-memory", help="Refuse to build a copy index bigger than this (e.g. 8G); the estimate is printed before big builds.")
 
 
 def _options(ws: Workspace, overrides: dict[str, Any]) -> CopiesOptions:
@@ -117,6 +119,7 @@ def run_command(
     nfeatures: Optional[int] = typer.Option(None, help="SIFT keypoints per image at most (default 1000)."),
     index_type: Optional[str] = typer.Option(None, help="auto, Flat or a faiss factory string (IVF4096,SQ8...)."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Also find mirrored copies (default on)."),
+    max_memory: Optional[str] = MaxMemoryOpt,
     out: Optional[Path] = OutOpt,
     fmt: str = FormatOpt,
 ) -> None:
@@ -132,6 +135,7 @@ def run_command(
                                 index_type=index_type, mirror=mirror))
     options.workers, options.progress = workers, True
     options.engine, options.address = engine, address
+    options.max_memory = parse_size(max_memory) if max_memory else None
     summary = CopiesSummary()
     with ws.writing():
         _remember(ws, options)
@@ -151,6 +155,7 @@ def index_command(
     max_side: Optional[int] = typer.Option(None, help="Working size, longest side (default 512)."),
     nfeatures: Optional[int] = typer.Option(None, help="SIFT keypoints per image at most."),
     index_type: Optional[str] = typer.Option(None, help="auto, Flat or a faiss factory string."),
+    max_memory: Optional[str] = MaxMemoryOpt,
 ) -> None:
     """Describe media not yet described and add them to the index (never redoes the rest)."""
     from picsift.analyses.copies.pipeline import CopiesSummary, build_index
@@ -159,6 +164,7 @@ def index_command(
     options = _options(ws, dict(max_side=max_side, nfeatures=nfeatures, index_type=index_type))
     options.workers, options.progress = workers, True
     options.engine, options.address = engine, address
+    options.max_memory = parse_size(max_memory) if max_memory else None
     summary = CopiesSummary()
     with ws.writing():
         _remember(ws, options)

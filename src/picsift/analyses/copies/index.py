@@ -196,8 +196,19 @@ class CopyIndex:
         wanted = choose_index_type(total, self.options.index_type)
         rebuild = self.index is None or (
             self.options.index_type == "auto" and self.index_type == "Flat" and wanted != "Flat")
+        needed = estimate_bytes(total, wanted)
         if announce is not None:
-            announce(total, wanted, estimate_bytes(total, wanted))
+            announce(total, wanted, needed)
+        limit = self.options.max_memory
+        if limit is not None and needed > limit:
+            from picsift.errors import PicsiftError
+
+            smaller = estimate_bytes(total, "IVF65536,PQ32")
+            raise PicsiftError(
+                f"the copy index for {total:,} descriptors ({wanted}) needs about "
+                f"{needed / 1024**3:.1f} GiB, over --max-memory {limit / 1024**3:.1f} GiB: use "
+                f"--index-type IVF65536,PQ32 (about {smaller / 1024**3:.1f} GiB, lower recall) or "
+                "fewer keypoints per image (--nfeatures)")
         if rebuild:
             if self.index is not None:  # exact index outgrew its size: rebuild from all parts
                 self.__init__(self.ws, self.options)  # type: ignore[misc]

@@ -23,6 +23,7 @@ class CopiesOptions:
     engine: str = "local"             # local | ray: where extraction and queries run
     address: str | None = None        # Ray cluster address (docs/scale.md)
     batch_size: int = 16
+    max_memory: int | None = None     # bytes the copy index may take; refuse a bigger build
     # index
     index_type: str = "auto"          # auto | Flat | a faiss factory string such as IVF1024,SQ8
     nprobe: int = 4
@@ -71,4 +72,18 @@ def options_to_dict(options: CopiesOptions) -> dict[str, Any]:
     data.pop("workers", None)
     data.pop("engine", None)
     data.pop("address", None)
+    data.pop("max_memory", None)      # a limit of this run and machine, not a setting
     return data
+
+
+def parse_size(text: str) -> int:
+    """'8G', '512M', '1.5T' or a plain number of bytes -> bytes (for --max-memory)."""
+    from picsift.errors import PicsiftError
+
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in units and cleaned[-1:] else (cleaned, "")
+    try:
+        return int(float(number) * units[unit])
+    except (ValueError, KeyError) as exc:
+        raise PicsiftError(f"cannot read the size {text!r}: use e.g. 8G, 512M") from exc
