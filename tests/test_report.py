@@ -63,3 +63,20 @@ def test_report_of_a_fresh_workspace_says_nothing_found(tmp_path: Path) -> None:
     assert "No byte-identical files at several paths." in page
     assert "No videos." in page and "No errors." in page
     assert page.count('<img src="data:image/jpeg;base64,') == 1
+
+
+def test_report_shows_colors_once_computed(tmp_path: Path) -> None:
+    """Analysis sections appear only after the analysis ran (here: colors)."""
+    from conftest import DEMO
+    import picsift
+    from picsift.analyses.colors import analyse_colors
+    from picsift.report.html import build_report
+
+    shutil.copytree(DEMO / "photos", tmp_path / "photos")
+    ws = picsift.open(tmp_path / "photos")
+    ws.scan(workers=1)
+    before = build_report(ws, tmp_path / "before.html").read_text()
+    assert "<h2>Colors</h2>" not in before and "<h2>Faces</h2>" not in before
+    analyse_colors(ws, workers=1)
+    after = build_report(ws, tmp_path / "after.html").read_text()
+    assert "<h2>Colors</h2>" in after and "coffee.jpg" in after and "palette" in after

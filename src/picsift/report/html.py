@@ -140,6 +140,13 @@ def build_report(ws: Workspace, out: str | Path | None = None) -> Path:
         (f"Images (first {MAX_GALLERY})", _gallery(ws)),
         ("Errors", _errors(ws)),
     ]
+    from picsift.report.analyses_html import colors_section, faces_section, text_section
+
+    for title, build in (("Text in images", text_section), ("Faces", faces_section),
+                         ("Colors", colors_section)):
+        content = build(ws)
+        if content is not None:
+            sections.insert(-1, (title, content))
     body = "".join(f"<h2>{_e(title)}</h2>{content}" for title, content in sections)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>picsift report</title>"
             f"<style>{_CSS}</style></head><body><h1>picsift report</h1>"
