@@ -326,3 +326,31 @@ def test_max_memory_refuses_a_too_big_index_before_building_it(tmp_path: Path) -
     again = run_picsift("copies", corpus, "--max-memory", "1G")
     assert again.returncode == 0, again.stderr
     assert "described 0 new image(s)" in again.stdout
+
+
+def test_memory_mapped_ivf_index_searches_like_the_loaded_one(tmp_path: Path) -> None:
+    """Query runs map the saved IVF index read-only; extending loads it fully again."""
+    import numpy as np
+
+    from conftest import DEMO, run_picsift
+    from picsift.analyses.copies.index import CopyIndex
+    from picsift.cli.copies import _options
+
+    corpus = tmp_path / "c"
+    shutil.copytree(DEMO / "photos", corpus / "photos")
+    shutil.copytree(DEMO / "reposts", corpus / "reposts")
+    done = run_picsift("copies", corpus, "--index-type", "IVF64,SQ8")
+    assert done.returncode == 0, done.stderr
+    ws = picsift.open(corpus)
+    options = _options(ws, {})
+    full, mapped = CopyIndex(ws, options), CopyIndex(ws, options)
+    assert full.load() and mapped.load(mmap=True)
+    assert mapped.mapped and not full.mapped and mapped.index_type == "IVF64,SQ8"
+    probe = np.random.default_rng(0).random((200, 128), dtype=np.float32)
+    assert (full.index.search(probe, 8)[1] == mapped.index.search(probe, 8)[1]).all()
+    assert np.array_equal(np.asarray(full.owner), np.asarray(mapped.owner))
+    shutil.copy(DEMO / "odd" / "horse.bmp", corpus / "photos" / "horse_again.bmp")
+    again = run_picsift("copies", corpus)  # new image: the mapped index is reloaded and grows
+    assert again.returncode == 0, again.stderr
+    grown = CopyIndex(ws, options)
+    assert grown.load() and grown.n_vectors > full.n_vectors

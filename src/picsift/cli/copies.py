@@ -199,7 +199,7 @@ def query_command(
         console.print(f"{len(found)} match(es) for {results['query_path'].nunique()} image(s): {target}")
         return
     index = CopyIndex(ws, options)
-    if not index.load():
+    if not index.load(mmap=True):
         raise picsift.PicsiftError(f"no copy index in {ws.dir}: run 'picsift copies index' first")
     summary = CopiesSummary()
     with ws.writing():

@@ -40,7 +40,7 @@ def _index(ws_dir: str, version: str, options_json: str) -> tuple[CopyIndex, dic
 
     faiss.omp_set_num_threads(1)  # the engine runs one task per CPU
     index = CopyIndex(Workspace(Path(ws_dir)), options_from_dict(json.loads(options_json)))
-    if not index.load() or index.version != version:
+    if not index.load(mmap=True) or index.version != version:
         raise RuntimeError(f"copy index {version} not found in {ws_dir} from this worker: "
                            "is the workspace on storage shared by every node?")
     n_points = dict(zip(index.media.media_ids, (int(c) for c in index.media.counts)))

@@ -24,7 +24,7 @@ def query_external(ws: Workspace, paths: list[str], options: CopiesOptions) -> p
     from picsift.analyses.copies.tables import _media_facts
 
     index = CopyIndex(ws, options)
-    if not index.load():
+    if not index.load(mmap=True):
         raise PicsiftError(f"no copy index in {ws.dir}: run 'picsift copies index' first")
     found = list(discover(paths, videos=False))
     items = [c for c in found if isinstance(c, Candidate)]

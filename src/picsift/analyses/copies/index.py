@@ -80,6 +80,7 @@ class CopyIndex:
         self.index = None
         self.owner = np.zeros(0, np.int32)
         self.xy = np.zeros((0, 2), np.float32)
+        self.mapped = False  # loaded read-only from memory-mapped files (search only)
         self.media = IndexedMedia([], np.zeros(0, np.int64), np.zeros(0, np.int64),
                                   np.zeros(0, np.int32), np.zeros(0, np.int32))
         self.index_type = ""
@@ -98,17 +99,27 @@ class CopyIndex:
         current = self._current()
         return current.name if current else ""
 
-    def load(self, media_only: bool = False) -> bool:
-        """Load the saved index (``media_only``: just the per-image table); False if none."""
+    def load(self, media_only: bool = False, mmap: bool = False) -> bool:
+        """Load the saved index (``media_only``: just the per-image table); False if none.
+
+        ``mmap``: for searching only. An IVF index's inverted lists and the owner/xy arrays
+        are memory-mapped from the saved files, read-only, so a query run (or each Ray
+        worker) touches only the lists it probes and the OS shares the pages between
+        processes; results are identical. Extending reloads it fully first.
+        """
         import faiss
 
         current = self._current()
         if current is None:
             return False
         if not media_only:
-            self.index = faiss.read_index(str(current / "index.faiss"))
-            self.owner = np.load(current / "owner.npy")
-            self.xy = np.load(current / "xy.npy")
+            kind = (current / "TYPE").read_text().strip()
+            mapped = mmap and kind.startswith("IVF")
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0
+            self.index = faiss.read_index(str(current / "index.faiss"), flags)
+            self.owner = np.load(current / "owner.npy", mmap_mode="r" if mapped else None)
+            self.xy = np.load(current / "xy.npy", mmap_mode="r" if mapped else None)
+            self.mapped = mapped
         table = pq.read_table(current / "media.parquet").to_pydict()
         self.media = IndexedMedia(table["media_id"], np.array(table["first"], np.int64),
                                   np.array(table["count"], np.int64),
@@ -192,6 +203,8 @@ class CopyIndex:
                 n_new_vectors += sum(meta["n_points"][i] for i in rows)
         if not pending:
             return 0
+        if self.mapped:  # a read-only mapped index cannot grow: load it into memory
+            self.load()
         total = self.n_vectors + n_new_vectors
         wanted = choose_index_type(total, self.options.index_type)
         rebuild = self.index is None or (

@@ -84,7 +84,7 @@ def build_index(ws: Workspace, options: CopiesOptions, summary: CopiesSummary,
     summary.seconds["features"] = round(time.monotonic() - started, 2)
     started = time.monotonic()
     index = CopyIndex(ws, options)
-    index.load()
+    index.load(mmap=True)  # extend() loads it fully only if there is something to add
     summary.indexed = index.extend(features, announce)
     if summary.indexed:
         index.save()
