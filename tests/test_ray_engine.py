@@ -227,3 +227,29 @@ def test_ctrl_c_cancels_outstanding_tasks(cluster: Any) -> None:
         make_engine("ray").map(_slow, [[1], [2]], lambda b, r: again.extend(r),
                                lambda b, e: None, progress)
     assert sorted(again) == [1, 2]
+
+
+def test_colors_and_faces_on_ray_match_the_local_engine(cluster: Any, tmp_path: Path) -> None:
+    """The other per-image maps (colors, faces; text works the same way) run as Ray tasks
+    with the local engine's results."""
+    import pandas as pd
+
+    from picsift.analyses.colors import analyse_colors, colors_table
+    from picsift.analyses.faces import FaceOptions, detect_faces, faces_table
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("astronaut.jpg", "coffee.jpg", "chelsea.jpg", "camera.jpg"):
+        shutil.copy(DEMO / "photos" / name, source / name)
+    results = {}
+    for engine in ("local", "ray"):
+        ws = picsift.open(source, workspace=tmp_path / f"ws-{engine}")
+        ws.scan(workers=2)
+        analyse_colors(ws, workers=2, engine=engine)
+        detect_faces(ws, FaceOptions(emotion=True, mask=False), workers=2, engine=engine)
+        colors = colors_table(ws, hue=False).drop(columns=["path"]).sort_values("media_id")
+        faces = faces_table(ws).drop(columns=["path"]).sort_values(["media_id", "face"])
+        results[engine] = (colors.reset_index(drop=True), faces.reset_index(drop=True))
+    pd.testing.assert_frame_equal(results["local"][0], results["ray"][0])
+    pd.testing.assert_frame_equal(results["local"][1], results["ray"][1])
+    assert len(results["ray"][1]) >= 2  # the astronaut and the cameraman

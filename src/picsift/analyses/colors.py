@@ -26,7 +26,7 @@ import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFont
 
 from picsift.analyses.copies.extract import media_paths
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import ProgressReporter, make_engine
 from picsift.errors import PicsiftError
 from picsift.features.colors import (BITS, COLOR_NAMES, EXTRACTOR, HUE_BINS, VERSION,
                                      colors_batch, normalise_metric)
@@ -116,7 +116,8 @@ class _Writer:
 
 
 def analyse_colors(ws: Workspace, options: ColorOptions = ColorOptions(),
-                   workers: int | None = None, progress: bool = False) -> ColorSummary:
+                   workers: int | None = None, progress: bool = False, engine: str = "local",
+                   address: str | None = None) -> ColorSummary:
     """Compute the color features of every media not yet done with these options."""
     started = time.monotonic()
     params = options.params()
@@ -135,7 +136,8 @@ def analyse_colors(ws: Workspace, options: ColorOptions = ColorOptions(),
             task = functools.partial(colors_batch, params, DecodeOptions())
             writer = _Writer(ws, features, summary)
             with ProgressReporter("colors", len(todo), enabled=progress) as bar:
-                LocalEngine(workers).map(task, batches, writer.store, writer.fail, bar)
+                make_engine(engine, address, workers).map(task, batches, writer.store,
+                                                          writer.fail, bar)
     table = _read(features)
     if table is not None and len(table):
         summary.corpus = {n: float(table[n].mean()) for n in COLOR_NAMES}

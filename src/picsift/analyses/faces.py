@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from picsift.analyses.copies.extract import media_paths
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import ProgressReporter, make_engine
 from picsift.errors import MediaError, PicsiftError
 from picsift.media.decode import DecodeOptions, load_image
 from picsift.workspace.store import Workspace
@@ -195,7 +195,8 @@ class _Writer:
 
 
 def detect_faces(ws: Workspace, options: FaceOptions | None = None, *, workers: int | None = None,
-                 batch_size: int = 8, progress: bool = False) -> FaceSummary:
+                 batch_size: int = 8, progress: bool = False, engine: str = "local",
+                 address: str | None = None) -> FaceSummary:
     """Find, embed and describe the faces of every media not yet done with these settings."""
     options = options or FaceOptions()
     # Fail fast (missing extra, demographics without the disclosure) with an uncached
@@ -219,7 +220,8 @@ def detect_faces(ws: Workspace, options: FaceOptions | None = None, *, workers: 
                 batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
                 writer = _Writer(ws, options, run_id, summary)
                 with ProgressReporter("faces", len(todo), enabled=progress) as bar:
-                    LocalEngine(workers).map(task, batches, writer.store, writer.fail, bar)
+                    make_engine(engine, address, workers).map(task, batches, writer.store,
+                                                              writer.fail, bar)
             status = "done"
         finally:
             ws.finish_run(run_id, status, {"looked_at": summary.looked_at, "faces": summary.faces,

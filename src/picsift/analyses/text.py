@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from picsift.analyses.copies.extract import media_paths
-from picsift.engine import LocalEngine, ProgressReporter
+from picsift.engine import LocalEngine, ProgressReporter, make_engine
 from picsift.errors import MediaError, PicsiftError
 from picsift.media.decode import DecodeOptions, load_image
 from picsift.text.ocr import OcrOptions
@@ -249,7 +249,8 @@ def _check_backend(options: TextOptions) -> None:
 
 
 def extract_text(ws: Workspace, options: TextOptions | None = None, *, workers: int | None = None,
-                 batch_size: int = 4, progress: bool = False) -> TextSummary:
+                 batch_size: int = 4, progress: bool = False, engine: str = "local",
+                 address: str | None = None) -> TextSummary:
     """Read the text of every media not yet read with these settings, then post-process it."""
     options = options or TextOptions()
     _check_backend(options)
@@ -259,7 +260,8 @@ def extract_text(ws: Workspace, options: TextOptions | None = None, *, workers: 
         run_id = ws.begin_run("text", {"ocr": options.ocr.params(), "post": options.post_params()})
         status = "interrupted"
         try:
-            _read_images(ws, options, run_id, summary, workers, batch_size, progress)
+            _read_images(ws, options, run_id, summary, workers, batch_size, progress,
+                         engine, address)
             _post_process(ws, options, summary, workers, progress)
             status = "done"
         finally:
@@ -276,7 +278,8 @@ def extract_text(ws: Workspace, options: TextOptions | None = None, *, workers: 
 
 
 def _read_images(ws: Workspace, options: TextOptions, run_id: int, summary: TextSummary,
-                 workers: int | None, batch_size: int, progress: bool) -> None:
+                 workers: int | None, batch_size: int, progress: bool, engine: str = "local",
+                 address: str | None = None) -> None:
     ocr_hash = options.ocr_hash()
     done = {r["media_id"] for r in ws.query("SELECT media_id FROM media_text WHERE ocr_hash = ?",
                                             (ocr_hash,))}
@@ -293,7 +296,7 @@ def _read_images(ws: Workspace, options: TextOptions, run_id: int, summary: Text
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     writer = _OcrWriter(ws, options, run_id, summary)
     with ProgressReporter("text: OCR", len(todo), enabled=progress) as bar:
-        LocalEngine(workers).map(task, batches, writer.store, writer.fail, bar)
+        make_engine(engine, address, workers).map(task, batches, writer.store, writer.fail, bar)
 
 
 def _post_process(ws: Workspace, options: TextOptions, summary: TextSummary,

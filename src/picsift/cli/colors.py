@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from picsift.cli.common import WorkersOpt, WorkspaceArg, console, open_existing
+from picsift.cli.common import AddressOpt, EngineOpt, WorkersOpt, WorkspaceArg, console, open_existing
 
 
 def colors_command(
@@ -23,6 +23,8 @@ def colors_command(
         help="CSV with one row per image (default: <workspace>/colors.csv); "
              "the plot (.png) and the page (.html) are written beside it."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
 ) -> None:
     """Colors of every image: 12 named-color shares, palette, tone, colorfulness, sharpness."""
     from picsift.analyses.colors import (ColorOptions, analyse_colors, build_colors_page,
@@ -30,7 +32,8 @@ def colors_command(
 
     ws = open_existing(workspace)
     options = ColorOptions(metric=metric, palette_size=palette_size)
-    summary = analyse_colors(ws, options, workers=workers, progress=True)
+    summary = analyse_colors(ws, options, workers=workers, progress=True, engine=engine,
+                             address=address)
     console.print(f"analysed {summary.analysed} images ({summary.already} already done or "
                   f"failed before), {summary.failed} failed, {summary.seconds:.1f} s "
                   f"(metric {summary.metric})")

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from picsift.cli.common import DefaultRunGroup, WorkersOpt, WorkspaceArg, console, open_existing
+from picsift.cli.common import AddressOpt, EngineOpt, DefaultRunGroup, WorkersOpt, WorkspaceArg, console, open_existing
 
 app = typer.Typer(cls=DefaultRunGroup, no_args_is_help=True, add_completion=False,
                   help="Faces: detection, identities across images, expression, masks "
@@ -33,6 +33,8 @@ def run_command(
     min_gender_confidence: float = typer.Option(0.9, "--min-gender-confidence", help="Leave gender empty below this confidence."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV, one row per face (default: <workspace>/faces.csv)."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
 ) -> None:
     """Find every face: box, landmarks, identity embedding, expression, mask."""
     from picsift.analyses.faces import FaceOptions, detect_faces, faces_table
@@ -40,7 +42,8 @@ def run_command(
     ws = open_existing(workspace)
     options = FaceOptions(min_score=min_score, emotion=emotion, mask=mask, demographics=demographics,
                           accept_disclosure=accept, min_gender_confidence=min_gender_confidence)
-    summary = detect_faces(ws, options, workers=workers, progress=True)
+    summary = detect_faces(ws, options, workers=workers, progress=True, engine=engine,
+                           address=address)
     console.print(f"looked at {summary.looked_at} media ({summary.already} already done): "
                   f"{summary.faces} faces in {summary.with_faces} media, {summary.failed} failed, "
                   f"{summary.seconds:.1f} s")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from picsift.cli.common import WorkersOpt, WorkspaceArg, console, open_existing
+from picsift.cli.common import AddressOpt, EngineOpt, WorkersOpt, WorkspaceArg, console, open_existing
 from picsift.errors import PicsiftError
 
 
@@ -34,6 +34,8 @@ def text_command(
     min_confidence: float = typer.Option(0.5, "--min-confidence", help="Drop text blocks read less surely than this (0-1)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV with one row per image (default: <workspace>/text.csv)."),
     workers: Optional[int] = WorkersOpt,
+    engine: str = EngineOpt,
+    address: Optional[str] = AddressOpt,
 ) -> None:
     """Read the text in every image: OCR, language, translation, sentiment, entities."""
     from picsift.analyses.text import TextOptions, blocks_table, extract_text, text_table
@@ -43,7 +45,8 @@ def text_command(
     options = TextOptions(ocr=OcrOptions(languages=_languages(langs), min_confidence=min_confidence),
                           translate_to=translate_to.lower(), backend=backend.lower(),
                           accept_disclosure=accept, api_key=api_key, endpoint=endpoint, enrich=enrich)
-    summary = extract_text(ws, options, workers=workers, progress=True)
+    summary = extract_text(ws, options, workers=workers, progress=True, engine=engine,
+                           address=address)
     console.print(f"read {summary.read} images ({summary.already} already read), "
                   f"{summary.with_text} with text, {summary.failed} failed, {summary.seconds:.1f} s")
     if summary.languages:
