@@ -33,6 +33,7 @@ from picsift.features.colors import (BITS, COLOR_NAMES, EXTRACTOR, HUE_BINS, VER
 from picsift.media.decode import DecodeOptions
 from picsift.workspace.features import FeatureSet, crash_records
 from picsift.workspace.store import Workspace
+from picsift.report.files import write_page
 
 log = logging.getLogger(__name__)
 
@@ -359,8 +360,4 @@ def build_colors_page(ws: Workspace, table: pd.DataFrame, out: str | Path,
             f"<h2>Images</h2><p class='muted'>Each image: its palette (width = share), then "
             f"the 12 named colors (width = share).</p><div class='grid'>{tiles}</div>{more}"
             "</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_page(out, page)

@@ -15,6 +15,7 @@ import pandas as pd
 from picsift.report.html import _CSS
 from picsift.report.thumbs import thumbnail_data_uri
 from picsift.workspace.store import Workspace
+from picsift.report.files import write_page
 
 MAX_CLUSTERS = 100
 MAX_MEMBERS = 40
@@ -89,8 +90,4 @@ def build_clusters_report(ws: Workspace, table: pd.DataFrame, out: str | Path,
             f"<p class='muted'>{_e(ws.dir)} · {_e(time.strftime('%Y-%m-%d %H:%M'))}</p>"
             f"{summary}{picture}{_rounds_table(rounds or [])}<h2>Clusters</h2>"
             f"{''.join(sections)}</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_page(out, page)

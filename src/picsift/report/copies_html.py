@@ -12,6 +12,7 @@ import pandas as pd
 from picsift.report.html import _CSS
 from picsift.report.thumbs import thumbnail_data_uri
 from picsift.workspace.store import Workspace
+from picsift.report.files import write_page
 
 MAX_CLUSTERS = 200
 MAX_MEMBERS = 60
@@ -71,8 +72,4 @@ def build_copies_report(ws: Workspace, clusters: pd.DataFrame, pairs: pd.DataFra
             f"<style>{_CSS}{_EXTRA_CSS}</style></head><body><h1>Copy clusters</h1>"
             f"<p class='muted'>{_e(ws.dir)} · {_e(time.strftime('%Y-%m-%d %H:%M'))}</p>"
             f"{summary}{''.join(sections)}</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_page(out, page)

@@ -16,6 +16,7 @@ from picsift.errors import MediaError
 from picsift.media.decode import load_image
 from picsift.report.html import _CSS
 from picsift.workspace.store import Workspace
+from picsift.report.files import write_page
 
 MAX_IDENTITIES = 200
 MAX_FACES = 30
@@ -85,8 +86,4 @@ def build_identities_report(ws: Workspace, faces: pd.DataFrame, out: str | Path)
             f"<p class='muted'>{_e(ws.dir)} · {_e(time.strftime('%Y-%m-%d %H:%M'))}</p>"
             f"<p>{known['identity'].nunique()} identities, {len(known)} faces in them, "
             f"{len(rest)} faces seen once.</p>{''.join(sections)}</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_page(out, page)

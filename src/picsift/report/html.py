@@ -14,6 +14,7 @@ from typing import Any
 
 from picsift.report.thumbs import thumbnail_data_uri
 from picsift.workspace.store import Workspace
+from picsift.report.files import write_page
 
 MAX_DUPLICATE_GROUPS = 60
 MAX_GALLERY = 48
@@ -152,8 +153,4 @@ def build_report(ws: Workspace, out: str | Path | None = None) -> Path:
             f"<style>{_CSS}</style></head><body><h1>picsift report</h1>"
             f"<p class='muted'>{_e(info['workspace'])} · {_e(time.strftime('%Y-%m-%d %H:%M'))}</p>"
             f"{body}</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_page(out, page)

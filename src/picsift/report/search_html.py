@@ -12,6 +12,7 @@ import pandas as pd
 from picsift.report.html import _CSS
 from picsift.report.thumbs import thumbnail_data_uri
 from picsift.workspace.store import Workspace
+from picsift.report.files import write_page
 
 
 def build_search_report(ws: Workspace, results: pd.DataFrame, out: str | Path, title: str) -> Path:
@@ -31,8 +32,4 @@ def build_search_report(ws: Workspace, results: pd.DataFrame, out: str | Path, t
             f"<style>{_CSS}</style></head><body><h1>Search</h1><p class='muted'>"
             f"{html.escape(str(ws.dir))} · {time.strftime('%Y-%m-%d %H:%M')}</p>"
             f"{''.join(sections)}</body></html>")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_page(out, page)
