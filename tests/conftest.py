@@ -21,6 +21,37 @@ from picsift.demo import corpus_path
 DEMO = corpus_path()
 
 
+DEMO_CLASSES = {"cat": "chelsea.jpg", "coffee": "coffee.jpg", "rocket": "rocket.jpg"}
+
+
+def photo_variations(photo: Image.Image, seed: int, n: int) -> list[Image.Image]:
+    """Different crops, mirror images and colour saturations of one real photo."""
+    from PIL import ImageEnhance, ImageOps
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        w, h = photo.size
+        share = rng.uniform(0.6, 0.95)
+        cw, ch = int(w * share), int(h * share)
+        x, y = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
+        im = photo.crop((x, y, x + cw, y + ch))
+        if rng.random() < 0.5:
+            im = ImageOps.mirror(im)
+        out.append(ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4)))
+    return out
+
+
+def class_dataset(root: Path, seed: int, n: int) -> Path:
+    """One sub-folder per class of DEMO_CLASSES, n variations of its demo photo in each."""
+    for label, name in DEMO_CLASSES.items():
+        (root / label).mkdir(parents=True)
+        photo = Image.open(DEMO / "photos" / name).convert("RGB")
+        for i, im in enumerate(photo_variations(photo, seed, n)):
+            im.save(root / label / f"{label}_{i}.jpg", quality=85)
+    return root
+
+
 def noise_image(width: int, height: int, seed: int) -> Image.Image:
     """An RGB picture of random noise: every seed gives different bytes."""
     rng = np.random.default_rng(seed)

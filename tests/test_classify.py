@@ -10,41 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
 
-import picsift
+from conftest import DEMO_CLASSES, class_dataset
+
 from picsift.analyses.classify import predict, train_classifier
 
-PHOTOS = Path(picsift.__file__).parent / "demo" / "corpus" / "photos"
-CLASSES = {"cat": "chelsea.jpg", "coffee": "coffee.jpg", "rocket": "rocket.jpg"}
-
-
-def _variations(photo: Image.Image, seed: int, n: int) -> list[Image.Image]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        w, h = photo.size
-        share = rng.uniform(0.6, 0.95)
-        cw, ch = int(w * share), int(h * share)
-        x, y = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
-        im = photo.crop((x, y, x + cw, y + ch))
-        if rng.random() < 0.5:
-            im = ImageOps.mirror(im)
-        out.append(ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4)))
-    return out
-
-
-def _dataset(root: Path, seed: int, n: int) -> Path:
-    for label, name in CLASSES.items():
-        (root / label).mkdir(parents=True)
-        for i, im in enumerate(_variations(Image.open(PHOTOS / name).convert("RGB"), seed, n)):
-            im.save(root / label / f"{label}_{i}.jpg", quality=85)
-    return root
+CLASSES = DEMO_CLASSES
 
 
 def test_few_shot_classifier_predicts_held_out_images(tmp_path):
-    train = _dataset(tmp_path / "train", seed=1, n=5)
-    test = _dataset(tmp_path / "test", seed=2, n=4)
+    train = class_dataset(tmp_path / "train", seed=1, n=5)
+    test = class_dataset(tmp_path / "test", seed=2, n=4)
     report = train_classifier(train, tmp_path / "clf.json", test=test, workers=2)
     assert report.classes == sorted(CLASSES)
     assert report.cv_accuracy >= 0.9
@@ -59,7 +35,7 @@ def test_few_shot_classifier_predicts_held_out_images(tmp_path):
 
 
 def test_binary_and_regression_targets(tmp_path):
-    train = _dataset(tmp_path / "train", seed=3, n=5)
+    train = class_dataset(tmp_path / "train", seed=3, n=5)
     labels = pd.DataFrame({"path": [str(p) for p in sorted(train.rglob("*.jpg"))]})
     labels["label"] = labels["path"].map(lambda p: "yes" if "/cat/" in p else "no")
     labels.to_csv(tmp_path / "binary.csv", index=False)
@@ -75,7 +51,7 @@ def test_binary_and_regression_targets(tmp_path):
 
 
 def test_cli_train_and_predict(tmp_path):
-    train = _dataset(tmp_path / "train", seed=4, n=5)
+    train = class_dataset(tmp_path / "train", seed=4, n=5)
     run = subprocess.run([sys.executable, "-m", "picsift", "train", "--from", str(train), "--out",
                           str(tmp_path / "c.json")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

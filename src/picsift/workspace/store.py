@@ -157,12 +157,8 @@ class Workspace:
 
     def record_errors(self, stage: str, records: list[dict[str, Any]]) -> None:
         """Store per-file failures of a feature extractor (records: path, kind, error)."""
-        now = time.time()
         with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
-                "VALUES (?, ?, ?, ?, 0, ?)",
-                [(r["path"], r["kind"], r["error"], stage, now) for r in records])
+            insert_errors(conn, stage, records)
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as conn:
@@ -234,3 +230,14 @@ class Workspace:
         from picsift.export.table import workspace_info
 
         return workspace_info(self)
+
+
+def insert_errors(conn: sqlite3.Connection, stage: str, records: list[dict[str, Any]],
+                  run_id: int = 0) -> None:
+    """Per-file failures (records: path, kind, error) inside the caller's transaction, so a
+    batch's results and its failures are stored together or not at all."""
+    now = time.time()
+    conn.executemany(
+        "INSERT OR REPLACE INTO errors(path, kind, reason, stage, run_id, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(r["path"], r["kind"], r["error"], stage, run_id, now) for r in records])
