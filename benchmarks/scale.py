@@ -177,11 +177,12 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_child(corpus: Path, ws_dir: Path, engine: str, workers: int, out: Path) -> dict[str, Any]:
+def run_child(corpus: Path, ws_dir: Path, engine: str, workers: int, out: Path,
+              query_sample: int = 0) -> dict[str, Any]:
     """Run the pipeline in a child process and poll its process tree's RSS meanwhile."""
     shutil.rmtree(ws_dir, ignore_errors=True)
     cmd = [sys.executable, str(HERE), "--child", str(corpus), str(ws_dir), engine, str(workers),
-           str(out)]
+           str(out), str(query_sample)]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.monotonic()
     child = subprocess.Popen(cmd, env=env)
@@ -218,72 +219,110 @@ def _sizes(ws_dir: Path) -> dict[str, float]:
             "workspace": round(_du(ws_dir) / mb, 1)}
 
 
-def child_main(corpus: str, ws_dir: str, engine: str, workers: int, out: str) -> None:
-    """The measured pipeline (one engine, one N): scan, copies, embed, cluster."""
+def child_main(corpus: str, ws_dir: str, engine: str, workers: int, out: str,
+               query_sample: int = 0) -> None:
+    """The measured pipeline (one engine, one N): scan, copies, embed, cluster.
+
+    ``query_sample`` > 0: copy search + verification runs on that many images only (an
+    unbiased sample: media ids are content hashes) against the index of all N, and the
+    full step is projected from it; every other step processes all N. The result file is
+    rewritten after each step, so an interrupted run still reports what it finished.
+    """
     import picsift
     from picsift.analyses.clusters import cluster_workspace
+    from picsift.analyses.copies.options import CopiesOptions
+    from picsift.analyses.copies.pipeline import (CopiesSummary, build_index, cluster_all,
+                                                  query_all)
     from picsift.analyses.embeddings import embed_workspace
+
+    result: dict[str, Any] = {"complete": False}
+    steps: dict[str, float] = {}
+    result["steps"] = steps
+
+    def save() -> None:
+        Path(out).write_text(json.dumps(result))
 
     if engine == "ray":
         import ray
 
         t = time.monotonic()
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        ray_start = round(time.monotonic() - t, 1)
+        steps["ray_init"] = round(time.monotonic() - t, 1)
     else:
-        ray_start = 0.0
+        steps["ray_init"] = 0.0
     ws = picsift.open(corpus, workspace=ws_dir)
-    steps: dict[str, float] = {"ray_init": ray_start}
     t = time.monotonic()
     scan = ws.scan([str(Path(corpus) / "images")], workers=workers, engine=engine)
     steps["scan"] = round(time.monotonic() - t, 1)
+    result.update(images=scan.images, errors=scan.errors)
+    save()
     t = time.monotonic()
-    copies = ws.copies(workers=workers, engine=engine)
+    options = CopiesOptions(workers=workers, engine=engine)
+    s = CopiesSummary()
+    with ws.writing():
+        index, features = build_index(ws, options, s)
+        for k in ("features", "index"):
+            steps[f"copies.{k}"] = s.seconds[k]
+        result.update(descriptors=s.index_vectors, index_type=s.index_type)
+        save()
+        sample = query_sample if 0 < query_sample < scan.images else None
+        query_all(ws, options, index, features, s, limit=sample)
+        steps["copies.query"] = s.seconds["query"]
+        if sample:
+            result["query_sample"] = s.queried
+            steps["copies.query_projected"] = round(s.seconds["query"] * scan.images / s.queried, 1)
+        save()
+        cluster_all(ws, options, s)
+        steps["copies.cluster"] = s.seconds["cluster"]
     steps["copies"] = round(time.monotonic() - t, 1)
-    for k, v in copies.summary.seconds.items():
-        steps[f"copies.{k}"] = v
+    result.update(pairs=s.pairs, copy_clusters=s.clusters, clustered_media=s.clustered_media,
+                  largest_copy_cluster=s.largest_cluster)
+    save()
     t = time.monotonic()
     embed_workspace(ws, workers=workers, engine=engine)
     steps["embed"] = round(time.monotonic() - t, 1)
+    save()
     t = time.monotonic()
     run = cluster_workspace(ws, workers=workers)
     steps["cluster"] = round(time.monotonic() - t, 1)
-    s = copies.summary
-    Path(out).write_text(json.dumps({
-        "images": scan.images, "errors": scan.errors, "steps": steps,
-        "descriptors": s.index_vectors, "index_type": s.index_type, "pairs": s.pairs,
-        "copy_clusters": s.clusters, "clustered_media": s.clustered_media,
-        "largest_copy_cluster": s.largest_cluster,
-        "embedding_clusters": int(run.table["cluster"].max()),
-    }))
+    result.update(embedding_clusters=int(run.table["cluster"].max()), complete=True)
+    save()
 
 
 # --------------------------------------------------------------------------- report
 def print_table(rows: list[dict[str, Any]]) -> None:
+    """One line per run; a sampled copy search shows its projection to all N (marked ~)."""
     head = (f"{'engine':6} {'N':>6} {'total s':>8} {'img/s':>6} {'scan':>6} {'sift':>6} "
-            f"{'index':>6} {'query':>6} {'embed':>6} {'clust':>6} {'peak MB':>8} "
-            f"{'desc':>9} {'index MB':>8} {'sift MB':>8} {'pairs':>6} {'cc':>5}")
+            f"{'index':>6} {'query':>8} {'embed':>6} {'clust':>6} {'peak MB':>8} "
+            f"{'desc':>11} {'index MB':>8} {'sift MB':>8} {'pairs':>6} {'cc':>5}")
     print(head)
     for r in rows:
         s = r["steps"]
-        work = r["total_s"] - s.get("ray_init", 0)
-        print(f"{r['engine']:6} {r['n']:>6} {r['total_s']:>8.1f} {r['n'] / work:>6.1f} "
-              f"{s['scan']:>6.1f} {s.get('copies.features', 0):>6.1f} {s.get('copies.index', 0):>6.1f} "
-              f"{s.get('copies.query', 0):>6.1f} {s['embed']:>6.1f} {s['cluster']:>6.1f} "
-              f"{r['peak_rss_mb']:>8} {r['descriptors']:>9,} {r['sizes_mb']['copy_index']:>8.1f} "
-              f"{r['sizes_mb']['sift']:>8.1f} {r['pairs']:>6} {r['copy_clusters']:>5}")
+        projected = s.get("copies.query_projected")
+        total = r["total_s"] - s.get("ray_init", 0)
+        if projected is not None:
+            total += projected - s.get("copies.query", 0)
+        query = f"~{projected:.0f}" if projected is not None else f"{s.get('copies.query', 0):.1f}"
+        print(f"{r['engine']:6} {r['n']:>6} {total:>8.1f} {r['n'] / total:>6.1f} "
+              f"{s.get('scan', 0):>6.1f} {s.get('copies.features', 0):>6.1f} "
+              f"{s.get('copies.index', 0):>6.1f} {query:>8} {s.get('embed', 0):>6.1f} "
+              f"{s.get('cluster', 0):>6.1f} {r['peak_rss_mb']:>8} {r.get('descriptors', 0):>11,} "
+              f"{r['sizes_mb']['copy_index']:>8.1f} {r['sizes_mb']['sift']:>8.1f} "
+              f"{r.get('pairs', 0):>6} {r.get('copy_clusters', 0):>5}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
-        child_main(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+        child_main(argv[1], argv[2], argv[3], int(argv[4]), argv[5], int(argv[6]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"])
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--query-sample", type=int, default=0,
+                        help="copy search on this many images only, projected to N (0: all)")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench-output" / "scale")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         for engine in args.engines:
             print(f"--- N={n} engine={engine}", flush=True)
             row = run_child(corpus, args.workdir / f"ws-n{n}-{engine}", engine, args.workers,
-                            args.workdir / f"result-n{n}-{engine}.json")
+                            args.workdir / f"result-n{n}-{engine}.json", args.query_sample)
             row["n"] = n
             rows.append(row)
             results_path.write_text(json.dumps(rows, indent=1))

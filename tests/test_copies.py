@@ -354,3 +354,32 @@ def test_memory_mapped_ivf_index_searches_like_the_loaded_one(tmp_path: Path) ->
     assert again.returncode == 0, again.stderr
     grown = CopyIndex(ws, options)
     assert grown.load() and grown.n_vectors > full.n_vectors
+
+
+def test_query_in_slices_with_limit_finds_what_one_run_finds(tmp_path: Path) -> None:
+    """`copies query --limit N` queries N media and stops; the next run goes on with the rest;
+    the pairs at the end are those of a single run."""
+    from conftest import DEMO, run_picsift
+
+    sliced, whole = tmp_path / "sliced", tmp_path / "whole"
+    for root in (sliced, whole):
+        shutil.copytree(DEMO / "photos", root / "photos")
+        shutil.copytree(DEMO / "reposts", root / "reposts")
+    assert run_picsift("copies", whole).returncode == 0
+    assert run_picsift("scan", sliced).returncode == 0
+    assert run_picsift("copies", "index", sliced).returncode == 0
+    first = run_picsift("copies", "query", sliced, "--limit", "5")
+    assert first.returncode == 0, first.stderr
+    assert "queried 5 image(s)" in first.stdout
+    rest = run_picsift("copies", "query", sliced)
+    n_media = len(picsift.open(whole).query("SELECT media_id FROM media"))
+    assert f"queried {n_media - 5} image(s)" in rest.stdout
+    assert run_picsift("copies", "cluster", sliced).returncode == 0
+
+    def pairs(root: Path) -> list[tuple[str, str]]:
+        table = pd.read_csv(root / ".picsift" / "copies" / "copies_pairs.csv")
+        cols = [c for c in table.columns if "path" in c][:2]
+        return sorted(tuple(str(v).replace(str(root), "") for v in row)
+                      for row in table[cols].to_numpy().tolist())
+
+    assert len(pairs(whole)) >= 10 and pairs(sliced) == pairs(whole)

@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 import picsift
+from picsift.analyses.copies.index import IndexPlan
 from picsift.analyses.copies.options import (CopiesOptions, options_from_dict, options_to_dict,
                                               parse_size)
 from picsift.cli.common import AddressOpt, DefaultRunGroup, EngineOpt, WorkersOpt, console, open_existing
@@ -33,7 +34,8 @@ app = typer.Typer(cls=DefaultRunGroup, no_args_is_help=True, add_completion=Fals
 AlgoOpt = typer.Option(None, "--algo", help="Clustering: leiden (default), louvain or components.")
 OutOpt = typer.Option(None, "--out", "-o", help="Folder for the tables and the HTML page (default: <workspace>/copies).")
 FormatOpt = typer.Option("csv", "--format", "-f", help="Table format: csv or parquet.")
-MaxMemoryOpt = typer.Option(None, "--max-memory", help="Refuse to build a copy index bigger than this (e.g. 8G); the estimate is printed before big builds.")
+MaxMemoryOpt = typer.Option(None, "--max-memory", help="Memory the copy index may take (e.g. 8G): a bigger IVF index is built on disk instead (auto storage), anything that still does not fit is refused before building; the estimate is printed before big builds.")
+StorageOpt = typer.Option(None, "--index-storage", help="Where the IVF index lists live: auto (on disk when the index would take over --max-memory, or half the RAM), memory or disk. Same results either way.")
 
 
 def _options(ws: Workspace, overrides: dict[str, Any]) -> CopiesOptions:
@@ -51,14 +53,25 @@ def _options(ws: Workspace, overrides: dict[str, Any]) -> CopiesOptions:
     return options
 
 
+def _storage(value: str | None) -> str | None:
+    if value is not None and value not in ("auto", "memory", "disk"):
+        raise typer.BadParameter(f"--index-storage must be auto, memory or disk, not {value!r}")
+    return value
+
+
 def _remember(ws: Workspace, options: CopiesOptions) -> None:
     ws.set_meta("copies_options", options_to_dict(options))
 
 
-def _announce(total: int, index_type: str, nbytes: int) -> None:
-    if nbytes > 256 * 1024**2:
-        console.print(f"index: {total:,} descriptors, {index_type}, about "
-                      f"{nbytes / 1024**3:.1f} GiB of memory")
+def _announce(plan: IndexPlan) -> None:
+    gib = 1024**3
+    if plan.storage == "disk":
+        console.print(f"index: {plan.vectors:,} descriptors, {plan.index_type}, on disk: about "
+                      f"{plan.disk_bytes / gib:.1f} GiB of files, "
+                      f"{plan.memory_bytes / gib:.1f} GiB of memory while building")
+    elif plan.memory_bytes > 256 * 1024**2:
+        console.print(f"index: {plan.vectors:,} descriptors, {plan.index_type}, about "
+                      f"{plan.memory_bytes / gib:.1f} GiB of memory")
 
 
 def _write_outputs(ws: Workspace, options: CopiesOptions, out: Optional[Path], fmt: str) -> None:
@@ -120,6 +133,7 @@ def run_command(
     index_type: Optional[str] = typer.Option(None, help="auto, Flat or a faiss factory string (IVF4096,SQ8...)."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Also find mirrored copies (default on)."),
     max_memory: Optional[str] = MaxMemoryOpt,
+    index_storage: Optional[str] = StorageOpt,
     out: Optional[Path] = OutOpt,
     fmt: str = FormatOpt,
 ) -> None:
@@ -132,7 +146,8 @@ def run_command(
     print_scan_summary(scan_summary, str(ws.dir))
     options = _options(ws, dict(algo=algo, min_inliers=min_inliers, min_inlier_ratio=min_inlier_ratio,
                                 min_coverage=min_coverage, max_side=max_side, nfeatures=nfeatures,
-                                index_type=index_type, mirror=mirror))
+                                index_type=index_type, mirror=mirror,
+                                index_storage=_storage(index_storage)))
     options.workers, options.progress = workers, True
     options.engine, options.address = engine, address
     options.max_memory = parse_size(max_memory) if max_memory else None
@@ -156,12 +171,14 @@ def index_command(
     nfeatures: Optional[int] = typer.Option(None, help="SIFT keypoints per image at most."),
     index_type: Optional[str] = typer.Option(None, help="auto, Flat or a faiss factory string."),
     max_memory: Optional[str] = MaxMemoryOpt,
+    index_storage: Optional[str] = StorageOpt,
 ) -> None:
     """Describe media not yet described and add them to the index (never redoes the rest)."""
     from picsift.analyses.copies.pipeline import CopiesSummary, build_index
 
     ws = open_existing(workspace)
-    options = _options(ws, dict(max_side=max_side, nfeatures=nfeatures, index_type=index_type))
+    options = _options(ws, dict(max_side=max_side, nfeatures=nfeatures, index_type=index_type,
+                                index_storage=_storage(index_storage)))
     options.workers, options.progress = workers, True
     options.engine, options.address = engine, address
     options.max_memory = parse_size(max_memory) if max_memory else None
@@ -180,6 +197,7 @@ def query_command(
     engine: str = EngineOpt,
     address: Optional[str] = AddressOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV for --images results (default: <workspace>/copies/query_results.csv)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Query at most this many media now (the next run goes on with the rest)."),
 ) -> None:
     """Query indexed media not yet queried; or, with --images, new images against the index."""
     from picsift.analyses.copies.external import default_out, query_external
@@ -203,7 +221,7 @@ def query_command(
         raise picsift.PicsiftError(f"no copy index in {ws.dir}: run 'picsift copies index' first")
     summary = CopiesSummary()
     with ws.writing():
-        query_all(ws, options, index, sift_feature_set(ws, options), summary)
+        query_all(ws, options, index, sift_feature_set(ws, options), summary, limit=limit)
     console.print(f"queried {summary.queried} image(s)")
 
 

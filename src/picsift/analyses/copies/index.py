@@ -18,13 +18,24 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from picsift.analyses.copies.ondisk import (
+    DiskIndexWriter,
+    copy_into,
+    empty_like,
+    is_on_disk,
+    ram_while_building,
+    read_on_disk,
+    remove_stale_staging,
+)
 from picsift.analyses.copies.options import CopiesOptions
 from picsift.features.local import root_sift
 from picsift.workspace.features import FeatureSet, params_hash
@@ -34,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FLAT_MAX_VECTORS = 5_000
 DIM = 128
+TRAINING_MAX = 200_000  # descriptors sampled to train IVF centroids and codec
 
 
 def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
@@ -49,11 +61,21 @@ def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
 
 
 def estimate_bytes(n_vectors: int, index_type: str) -> int:
-    """Memory of the index plus owner/xy arrays, to print before a large build."""
-    per_vector = DIM * 4 if "SQ8" not in index_type and "PQ" not in index_type else DIM
-    if "PQ" in index_type:
-        per_vector = 32
-    return n_vectors * (per_vector + 8 + 4 + 8)
+    """Size of the index (codes + ids) plus owner/xy arrays, to print before a large build."""
+    return n_vectors * (_code_size(index_type) + 8 + 4 + 8)
+
+
+@dataclass
+class IndexPlan:
+    """What an index build will take, announced before it starts and checked against
+    ``--max-memory``: ``memory_bytes`` is the RAM of the whole index (storage "memory") or of
+    the build only (storage "disk": the lists go to a file); ``disk_bytes`` its saved size."""
+
+    vectors: int
+    index_type: str
+    storage: str
+    memory_bytes: int
+    disk_bytes: int
 
 
 @dataclass
@@ -81,6 +103,8 @@ class CopyIndex:
         self.owner = np.zeros(0, np.int32)
         self.xy = np.zeros((0, 2), np.float32)
         self.mapped = False  # loaded read-only from memory-mapped files (search only)
+        self.on_disk = False  # inverted lists in a file (ondisk.py), never wholly in RAM
+        self._staging: Path | None = None  # an on-disk version built but not yet saved
         self.media = IndexedMedia([], np.zeros(0, np.int64), np.zeros(0, np.int64),
                                   np.zeros(0, np.int32), np.zeros(0, np.int32))
         self.index_type = ""
@@ -105,14 +129,21 @@ class CopyIndex:
         ``mmap``: for searching only. An IVF index's inverted lists and the owner/xy arrays
         are memory-mapped from the saved files, read-only, so a query run (or each Ray
         worker) touches only the lists it probes and the OS shares the pages between
-        processes; results are identical. Extending reloads it fully first.
+        processes; results are identical. Extending reloads it fully first, except an index
+        stored on disk (ondisk.py), which is always mapped and never loaded whole.
         """
         import faiss
 
         current = self._current()
         if current is None:
             return False
-        if not media_only:
+        self.on_disk = is_on_disk(current)
+        if not media_only and self.on_disk:
+            self.index = read_on_disk(current / "index.faiss")
+            self.owner = np.load(current / "owner.npy", mmap_mode="r")
+            self.xy = np.load(current / "xy.npy", mmap_mode="r")
+            self.mapped = True
+        elif not media_only:
             kind = (current / "TYPE").read_text().strip()
             mapped = mmap and kind.startswith("IVF")
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0
@@ -134,12 +165,16 @@ class CopyIndex:
         import faiss
 
         self.root.mkdir(parents=True, exist_ok=True)
-        name = f"v-{uuid.uuid4().hex[:12]}"
-        tmp = self.root / f".{name}.tmp"
-        tmp.mkdir()
-        faiss.write_index(self.index, str(tmp / "index.faiss"))
-        np.save(tmp / "owner.npy", self.owner)
-        np.save(tmp / "xy.npy", self.xy)
+        if self._staging is not None:  # on disk: index, lists, owner and xy are written
+            tmp, self._staging = self._staging, None
+            name = tmp.name[1:].removesuffix(".tmp")
+        else:
+            name = f"v-{uuid.uuid4().hex[:12]}"
+            tmp = self.root / f".{name}.tmp"
+            tmp.mkdir()
+            faiss.write_index(self.index, str(tmp / "index.faiss"))
+            np.save(tmp / "owner.npy", self.owner)
+            np.save(tmp / "xy.npy", self.xy)
         pq.write_table(pa.table({
             "media_id": self.media.media_ids, "first": self.media.first, "count": self.media.counts,
             "width": self.media.widths, "height": self.media.heights}), tmp / "media.parquet")
@@ -168,7 +203,8 @@ class CopyIndex:
     def indexed_ids(self) -> set[str]:
         return set(self.media.media_ids)
 
-    def _new_index(self, index_type: str, sample: np.ndarray) -> None:
+    def _trained(self, index_type: str, sample: np.ndarray) -> Any:
+        """An empty index of ``index_type`` trained on ``sample`` (IVF centroids, codec)."""
         import faiss
 
         index = faiss.index_factory(DIM, index_type, faiss.METRIC_L2)
@@ -179,11 +215,10 @@ class CopyIndex:
         if not index.is_trained:
             log.info("training %s on %d descriptors", index_type, len(sample))
             index.train(sample)
-        self.index = index
-        self.index_type = index_type
-        self._set_nprobe()
+        return index
 
-    def extend(self, features: FeatureSet, announce: callable | None = None) -> int:  # type: ignore[valid-type]
+    def extend(self, features: FeatureSet, announce: Callable[[IndexPlan], None] | None = None
+               ) -> int:
         """Add every described media not yet indexed; return how many images were added."""
         metas = {part: pq.read_table(part, columns=["media_id", "n_points"]).to_pydict()
                  for part in features.parts()}
@@ -203,41 +238,129 @@ class CopyIndex:
                 n_new_vectors += sum(meta["n_points"][i] for i in rows)
         if not pending:
             return 0
-        if self.mapped:  # a read-only mapped index cannot grow: load it into memory
-            self.load()
         total = self.n_vectors + n_new_vectors
         wanted = choose_index_type(total, self.options.index_type)
         rebuild = self.index is None or (
             self.options.index_type == "auto" and self.index_type == "Flat" and wanted != "Flat")
-        needed = estimate_bytes(total, wanted)
+        plan = self.plan(total, wanted)
         if announce is not None:
-            announce(total, wanted, needed)
-        limit = self.options.max_memory
-        if limit is not None and needed > limit:
+            announce(plan)
+        self._check_memory(plan)
+        if rebuild and self.index is not None:  # exact index outgrew its size: rebuild from all parts
+            self.__init__(self.ws, self.options)  # type: ignore[misc]
+            return self.extend(features, announce)
+        if plan.storage == "disk":
+            return self._extend_on_disk(features, pending, total, wanted, rebuild)
+        if self.mapped:  # a read-only mapped index cannot grow: load it into memory
+            self.load()
+        if rebuild:
+            self.index = self._trained(wanted, self._training_sample(pending, wanted))
+            self.index_type = wanted
+            self._set_nprobe()
+        added = _Additions(self)
+        for part, rows in pending:
+            batch = added.read(features, part, rows)
+            if len(batch.vectors):
+                self.index.add(np.ascontiguousarray(batch.vectors))
+            added.owners.append(batch.owner)
+            added.xys.append(batch.xy)
+        self.owner = np.concatenate([self.owner, *added.owners])
+        self.xy = np.concatenate([self.xy, *added.xys]).astype(np.float32)
+        added.apply()
+        return added.count
+
+    # ----------------------------------------------------------- memory plan
+    def plan(self, total: int, index_type: str) -> IndexPlan:
+        """Where an index of ``total`` descriptors goes, and what it costs in RAM and on disk."""
+        in_memory = estimate_bytes(total, index_type)
+        storage = self._storage(index_type, in_memory)
+        if storage == "memory":
+            return IndexPlan(total, index_type, "memory", in_memory, in_memory)
+        nlist = _nlist(index_type)
+        ram = ram_while_building(nlist, _code_size(index_type), self.options.max_memory,
+                                 min(40 * nlist, TRAINING_MAX), DIM)
+        return IndexPlan(total, index_type, "disk", ram, in_memory)
+
+    def _storage(self, index_type: str, in_memory: int) -> str:
+        requested = self.options.index_storage
+        ivf = index_type.startswith("IVF")
+        if self.on_disk:
+            if requested == "memory":
+                log.warning("the copy index is stored on disk already: it stays there")
+            return "disk"
+        if requested == "disk" and not ivf:
             from picsift.errors import PicsiftError
 
-            smaller = estimate_bytes(total, "IVF65536,PQ32")
-            raise PicsiftError(
-                f"the copy index for {total:,} descriptors ({wanted}) needs about "
-                f"{needed / 1024**3:.1f} GiB, over --max-memory {limit / 1024**3:.1f} GiB: use "
-                f"--index-type IVF65536,PQ32 (about {smaller / 1024**3:.1f} GiB, lower recall) or "
-                "fewer keypoints per image (--nfeatures)")
+            raise PicsiftError(f"--index-storage disk needs an IVF index, not {index_type}: "
+                               "pass --index-type IVF4096,SQ8 (or another IVF type)")
+        if requested != "auto":
+            return requested
+        budget = self.options.max_memory or _physical_memory() // 2
+        return "disk" if ivf and in_memory > budget else "memory"
+
+    def _check_memory(self, plan: IndexPlan) -> None:
+        limit = self.options.max_memory
+        if limit is None or plan.memory_bytes <= limit:
+            return
+        from picsift.errors import PicsiftError
+
+        gib = 1024**3
+        smaller = estimate_bytes(plan.vectors, "IVF65536,PQ32")
+        where = ("in memory" if plan.storage == "memory" else
+                 "to build on disk (quantizer, one block, training sample)")
+        raise PicsiftError(
+            f"the copy index for {plan.vectors:,} descriptors ({plan.index_type}) needs about "
+            f"{plan.memory_bytes / gib:.1f} GiB {where}, over --max-memory {limit / gib:.1f} GiB: "
+            f"use --index-type IVF65536,PQ32 (about {smaller / gib:.1f} GiB, lower recall), "
+            "--index-storage disk with an IVF index, or fewer keypoints per image (--nfeatures)")
+
+    # ------------------------------------------------------------- on disk
+    def _extend_on_disk(self, features: FeatureSet, pending: list[tuple[Path, list[int]]],
+                        total: int, wanted: str, rebuild: bool) -> int:
+        """Add ``pending`` into a new on-disk version staged next to the live one."""
+        from numpy.lib.format import open_memmap
+
+        remove_stale_staging(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".v-{uuid.uuid4().hex[:12]}.tmp"
+        staging.mkdir()
+        current = self._current()
         if rebuild:
-            if self.index is not None:  # exact index outgrew its size: rebuild from all parts
-                self.__init__(self.ws, self.options)  # type: ignore[misc]
-                return self.extend(features, announce)
-            sample = self._training_sample(pending, wanted)
-            self._new_index(wanted, sample)
-        added = 0
+            trained = self._trained(wanted, self._training_sample(pending, wanted))
+            previous = None
+        else:
+            assert current is not None
+            trained = empty_like(current / "index.faiss")
+            previous = self.index
+        writer = DiskIndexWriter(trained, staging, self.options.max_memory, previous)
+        owner = open_memmap(staging / "owner.npy", "w+", np.int32, (total,))
+        xy = open_memmap(staging / "xy.npy", "w+", np.float32, (total, 2))
+        copy_into(owner, self.owner)
+        copy_into(xy, self.xy)
+        added = _Additions(self)
         for part, rows in pending:
-            added += self._add_part(features, part, rows)
-        return added
+            first = added.next_id
+            batch = added.read(features, part, rows)
+            if len(batch.vectors):
+                writer.add(batch.vectors, first)
+            owner[first : added.next_id] = batch.owner
+            xy[first : added.next_id] = batch.xy
+        owner.flush()
+        xy.flush()
+        del owner, xy
+        self.index = writer.finish()
+        self.owner = np.load(staging / "owner.npy", mmap_mode="r")
+        self.xy = np.load(staging / "xy.npy", mmap_mode="r")
+        self.index_type, self.on_disk, self.mapped = wanted, True, True
+        self._staging = staging
+        self._set_nprobe()
+        added.apply()
+        return added.count
 
     def _training_sample(self, pending: list[tuple[Path, list[int]]], index_type: str) -> np.ndarray:
         if not index_type.startswith("IVF") and "PQ" not in index_type:
             return np.zeros((0, DIM), np.float32)
-        nlist = int(index_type.split(",")[0][3:].split("_")[0]) if index_type.startswith("IVF") else 256
-        wanted = min(40 * nlist, 200_000)
+        wanted = min(40 * _nlist(index_type), TRAINING_MAX)
         rng = np.random.default_rng(0)
         chunks: list[np.ndarray] = []
         budget_per_part = max(1, wanted // max(1, len(pending)))
@@ -248,31 +371,86 @@ class CopyIndex:
             chunks.append(root_sift(desc))
         return np.ascontiguousarray(np.concatenate(chunks))
 
-    def _add_part(self, features: FeatureSet, part: Path, rows: list[int]) -> int:
+
+@dataclass
+class _PartBatch:
+    vectors: np.ndarray
+    owner: np.ndarray
+    xy: np.ndarray
+
+
+class _Additions:
+    """The rows one extend adds: read part by part, per-image table appended once at the end
+    (appending arrays per part would copy the whole table once per part: quadratic)."""
+
+    def __init__(self, index: CopyIndex) -> None:
+        self.index = index
+        self.next_id = index.n_vectors
+        self.media_ids: list[str] = []
+        self.firsts: list[int] = []
+        self.counts: list[int] = []
+        self.widths: list[int] = []
+        self.heights: list[int] = []
+        self.owners: list[np.ndarray] = []
+        self.xys: list[np.ndarray] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.media_ids)
+
+    def read(self, features: FeatureSet, part: Path, rows: list[int]) -> _PartBatch:
         arrays = FeatureSet.arrays_of(part)
-        meta = pq.read_table(part).to_pydict()
+        meta = pq.read_table(part, columns=["media_id", "work_width", "work_height"]).to_pydict()
         offsets = arrays["offsets"]
-        base_media = len(self.media.media_ids)
-        descs, xys, owners, firsts, counts = [], [], [], [], []
-        next_id = self.n_vectors
-        for j, i in enumerate(rows):
+        descs, xys, owners = [], [], []
+        for i in rows:
             lo, hi = int(offsets[i]), int(offsets[i + 1])
             descs.append(arrays["descriptors"][lo:hi])
             xys.append(arrays["keypoints"][lo:hi, :2])
-            owners.append(np.full(hi - lo, base_media + j, np.int32))
-            firsts.append(next_id)
-            counts.append(hi - lo)
-            next_id += hi - lo
+            owners.append(np.full(hi - lo, len(self.index.media.media_ids) + self.count, np.int32))
+            self.media_ids.append(meta["media_id"][i])
+            self.firsts.append(self.next_id)
+            self.counts.append(hi - lo)
+            self.widths.append(meta["work_width"][i])
+            self.heights.append(meta["work_height"][i])
+            self.next_id += hi - lo
         vectors = root_sift(np.concatenate(descs)) if descs else np.zeros((0, DIM), np.float32)
-        if len(vectors):
-            self.index.add(np.ascontiguousarray(vectors))
-        self.owner = np.concatenate([self.owner, *owners])
-        self.xy = np.concatenate([self.xy, *xys]).astype(np.float32)
-        self.media = IndexedMedia(
-            self.media.media_ids + [meta["media_id"][i] for i in rows],
-            np.concatenate([self.media.first, np.array(firsts, np.int64)]),
-            np.concatenate([self.media.counts, np.array(counts, np.int64)]),
-            np.concatenate([self.media.widths, np.array([meta["work_width"][i] for i in rows], np.int32)]),
-            np.concatenate([self.media.heights, np.array([meta["work_height"][i] for i in rows], np.int32)]),
-        )
-        return len(rows)
+        return _PartBatch(vectors, np.concatenate(owners) if owners else np.zeros(0, np.int32),
+                          (np.concatenate(xys) if xys else np.zeros((0, 2))).astype(np.float32))
+
+    def apply(self) -> None:
+        media = self.index.media
+        self.index.media = IndexedMedia(
+            media.media_ids + self.media_ids,
+            np.concatenate([media.first, np.array(self.firsts, np.int64)]),
+            np.concatenate([media.counts, np.array(self.counts, np.int64)]),
+            np.concatenate([media.widths, np.array(self.widths, np.int32)]),
+            np.concatenate([media.heights, np.array(self.heights, np.int32)]))
+
+
+def _nlist(index_type: str) -> int:
+    head = index_type.split(",")[0]
+    digits = "".join(ch for ch in head[3:] if ch.isdigit()) if head.startswith("IVF") else ""
+    return int(digits) if digits else 256
+
+
+def _code_size(index_type: str) -> int:
+    """Bytes per stored vector of the codec named in a factory string (for estimates)."""
+    codec = index_type.split(",")[-1]
+    if codec.startswith("PQ"):
+        digits = "".join(ch for ch in codec[2:].split("x")[0] if ch.isdigit())
+        return int(digits or 32)
+    if codec == "SQ8":
+        return DIM
+    if codec in ("SQ4",):
+        return DIM // 2
+    if codec in ("SQfp16", "SQ16"):
+        return DIM * 2
+    return DIM * 4
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3

@@ -26,6 +26,7 @@ class CopiesOptions:
     max_memory: int | None = None     # bytes the copy index may take; refuse a bigger build
     # index
     index_type: str = "auto"          # auto | Flat | a faiss factory string such as IVF1024,SQ8
+    index_storage: str = "auto"       # auto | memory | disk: where the IVF lists live (ondisk.py)
     nprobe: int = 4
     # query
     knn: int = 16                     # neighbours per descriptor

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from picsift.analyses.copies.cluster import cluster_media
 from picsift.analyses.copies.extract import ensure_local_features
-from picsift.analyses.copies.index import CopyIndex
+from picsift.analyses.copies.index import CopyIndex, IndexPlan
 from picsift.analyses.copies.options import CopiesOptions
 from picsift.analyses.copies.query import QueryImage, match_rows, query_batch
 from picsift.engine import ProgressReporter, default_workers, make_engine
@@ -77,7 +77,7 @@ def clusters_feature_set(ws: Workspace, options: CopiesOptions) -> FeatureSet:
 
 
 def build_index(ws: Workspace, options: CopiesOptions, summary: CopiesSummary,
-                announce: Callable[[int, str, int], None] | None = None) -> tuple[CopyIndex, FeatureSet]:
+                announce: Callable[[IndexPlan], None] | None = None) -> tuple[CopyIndex, FeatureSet]:
     """Describe new media and add them to the index (extending, never redoing)."""
     started = time.monotonic()
     features, summary.described, summary.failed = ensure_local_features(ws, options)
@@ -109,14 +109,20 @@ def _query_images(features: FeatureSet, todo: set[str]):  # type: ignore[no-unty
 
 
 def query_all(ws: Workspace, options: CopiesOptions, index: CopyIndex, features: FeatureSet,
-              summary: CopiesSummary) -> None:
-    """Query every indexed media not yet queried with these settings; store pairs per batch."""
+              summary: CopiesSummary, limit: int | None = None) -> None:
+    """Query every indexed media not yet queried with these settings; store pairs per batch.
+
+    ``limit``: query at most that many this run (in media-id order, i.e. an unbiased sample
+    since ids are content hashes); the next run goes on with the rest.
+    """
     import faiss
 
     started = time.monotonic()
     pairs = pairs_feature_set(ws, options)
     pairs.register()
     todo = index.indexed_ids() - pairs.done_ids()
+    if limit is not None and len(todo) > limit:
+        todo = set(sorted(todo)[:limit])
     n_points = dict(zip(index.media.media_ids, (int(c) for c in index.media.counts)))
     if options.engine != "local":
         _query_on_engine(ws, options, index, features, pairs, todo, summary)
@@ -195,7 +201,7 @@ def cluster_all(ws: Workspace, options: CopiesOptions, summary: CopiesSummary) -
 
 
 def run_copies(ws: Workspace, options: CopiesOptions,
-               announce: Callable[[int, str, int], None] | None = None) -> CopiesResult:
+               announce: Callable[[IndexPlan], None] | None = None) -> CopiesResult:
     """The whole pipeline on everything scanned into ``ws``."""
     from picsift.analyses.copies.tables import clusters_table, pairs_table
 
