@@ -16,13 +16,15 @@ from PIL import Image, ImageEnhance, ImageOps
 
 import picsift
 from conftest import DEMO, run_picsift
+from picsift.analyses import clusters
 from picsift.analyses.agreement import (cohens_kappa, compare_coders, krippendorff_alpha_nominal,
                                         percent_agreement)
 from picsift.analyses.annotation import _pair_indices, stratified_sample, validation_pairs
-from picsift.analyses.cluster_map import cluster_colour
+from picsift.analyses.cluster_map import MAP_FLOOR, cluster_colour, map_sample
 from picsift.analyses.cluster_metrics import pairwise_scores
-from picsift.analyses.clusters import ClusterOptions, cluster_workspace, write_outputs
-from picsift.analyses.embeddings import embed_workspace
+from picsift.analyses.clusters import (ClusterOptions, Labels, cluster_workspace, hdbscan_labels,
+                                       iterative_kmeans, media_paths, write_outputs)
+from picsift.analyses.embeddings import EmbeddingStream, embed_workspace, load_embeddings
 from picsift.errors import PicsiftError
 
 SOURCES = ("chelsea.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")
@@ -142,6 +144,175 @@ def test_outputs_and_export_show_the_latest_run(embedded, tmp_path):
     with Image.open(files["map"]) as png:
         colours = {colour for _count, colour in png.convert("RGB").getcolors(1_000_000)}
     assert {cluster_colour(int(c)) for c in clusters} <= colours
+
+
+def _kmeans_before_streaming(vectors: np.ndarray, options: ClusterOptions) -> Labels:
+    """iterative_kmeans as it was when every vector was in memory (commit 61b071a), frozen
+    here as the reference the streamed procedure must match."""
+    from sklearn.metrics import silhouette_samples
+
+    n = len(vectors)
+    result = Labels(np.full(n, -1, np.int64), np.full(n, np.nan), np.zeros(n, np.int64))
+    rng = np.random.default_rng(options.seed)
+    remaining = np.arange(n)
+    next_id = 1
+    for round_no in range(1, options.max_rounds + 1):
+        if len(remaining) < options.stop_size or len(remaining) < 3:
+            break
+        picked = np.sort(rng.choice(remaining, min(options.sample, len(remaining)), replace=False))
+        fit = clusters._search_k(vectors[picked], options, options.seed + round_no)
+        if fit is None:
+            break
+        model, score, scores = fit
+        per_point = silhouette_samples(vectors[picked], model.labels_)
+        assigned = model.predict(vectors[remaining])
+        cohesive = []
+        for c in range(model.n_clusters):
+            members = model.labels_ == c
+            if members.any() and per_point[members].mean() >= options.threshold:
+                cohesive.append((int((assigned == c).sum()), c, float(per_point[members].mean())))
+        kept_rows = 0
+        for _size, c, silhouette in sorted(cohesive, key=lambda t: (-t[0], t[1])):
+            rows = remaining[assigned == c]
+            result.cluster[rows], result.round[rows] = next_id, round_no
+            result.silhouette[rows] = silhouette
+            next_id += 1
+            kept_rows += len(rows)
+        result.rounds.append(clusters.RoundLog(round_no, len(remaining), len(picked),
+                                               model.n_clusters, round(score, 4), scores,
+                                               len(cohesive), kept_rows))
+        if not cohesive:
+            break
+        remaining = remaining[result.cluster[remaining] == -1]
+    return result
+
+
+def _hdbscan_before_streaming(vectors: np.ndarray, options: ClusterOptions) -> Labels:
+    """hdbscan_labels as it was before streaming (commit 61b071a), the reference."""
+    from sklearn.cluster import HDBSCAN
+    from sklearn.metrics import silhouette_samples
+
+    n = len(vectors)
+    result = Labels(np.full(n, -1, np.int64), np.full(n, np.nan), np.zeros(n, np.int64))
+    raw = HDBSCAN(min_cluster_size=options.min_cluster_size, min_samples=options.min_samples,
+                  copy=True).fit(vectors).labels_
+    found, sizes = np.unique(raw[raw >= 0], return_counts=True)
+    order = sorted(zip(found, sizes), key=lambda t: (-t[1], t[0]))
+    for new, (old, _size) in enumerate(order, start=1):
+        result.cluster[raw == old] = new
+    result.round[result.cluster > 0] = 1
+    clustered = np.flatnonzero(result.cluster > 0)
+    if len(order) >= 2:
+        rng = np.random.default_rng(options.seed)
+        if len(clustered) > options.sample:
+            clustered = np.sort(rng.choice(clustered, options.sample, replace=False))
+        labels = result.cluster[clustered]
+        if len(np.unique(labels)) >= 2:
+            per_point = silhouette_samples(vectors[clustered], labels)
+            for c in np.unique(labels):
+                result.silhouette[result.cluster == c] = float(per_point[labels == c].mean())
+    return result
+
+
+def _same(a: Labels, b: Labels) -> bool:
+    return (np.array_equal(a.cluster, b.cluster) and np.array_equal(a.round, b.round)
+            and np.array_equal(a.silhouette, b.silhouette, equal_nan=True) and a.rounds == b.rounds)
+
+
+def _in_memory(ws) -> tuple[list[str], np.ndarray]:
+    """What cluster_workspace clustered before streaming: every embedding, then the images."""
+    ids, vectors = load_embeddings(ws)
+    paths = media_paths(ws)
+    keep = [i for i, m in enumerate(ids) if m in paths]
+    return [ids[i] for i in keep], vectors[keep]
+
+
+@pytest.mark.parametrize("options", [
+    ClusterOptions(),
+    ClusterOptions(sample=12, stop_size=4, threshold=0.3, seed=3),  # several rounds
+    ClusterOptions(sample=10, k_min=2, k_step=1, stop_size=3, threshold=0.2, seed=5),
+], ids=["defaults", "peeling", "small-k"])
+def test_streamed_kmeans_gives_exactly_the_in_memory_labels(embedded, options, monkeypatch):
+    ws, _root = embedded
+    ids, vectors = _in_memory(ws)
+    expected = _kmeans_before_streaming(vectors, options)
+    stream = EmbeddingStream(ws, media=media_paths(ws))
+    assert stream.ids == ids and len(stream.parts) >= 2
+    for rows in (1, 3, 7, 256):  # 3 rows a chunk: 11 chunks, across part boundaries
+        assert _same(iterative_kmeans(stream, options, chunk_rows=rows), expected), rows
+    assert _same(iterative_kmeans(vectors, options), expected)  # a matrix still works
+    # end to end: the stored table of a streamed run with tiny chunks is the in-memory one
+    monkeypatch.setattr(clusters, "CHUNK_ROWS", 3)
+    run = cluster_workspace(ws, options)
+    by_media = run.table.set_index("media_id")
+    assert by_media.loc[ids, "cluster"].tolist() == expected.cluster.tolist()
+    assert by_media.loc[ids, "round"].tolist() == expected.round.tolist()
+    assert np.allclose(by_media.loc[ids, "silhouette"], np.round(expected.silhouette, 4),
+                       equal_nan=True)
+
+
+def test_hdbscan_up_to_its_limit_is_the_in_memory_hdbscan(embedded):
+    ws, _root = embedded
+    _ids, vectors = _in_memory(ws)
+    options = ClusterOptions(algo="hdbscan", sample=10)
+    stream = EmbeddingStream(ws, media=media_paths(ws))
+    assert _same(hdbscan_labels(stream, options, chunk_rows=3),
+                 _hdbscan_before_streaming(vectors, options))
+
+
+def test_hdbscan_above_its_limit_fits_a_sample_and_joins_only_close_images(embedded, monkeypatch):
+    ws, _root = embedded
+    ids, vectors = _in_memory(ws)
+    monkeypatch.setattr(clusters, "HDBSCAN_FIT_MAX", 24)
+    options = ClusterOptions(algo="hdbscan", min_cluster_size=3)
+    run = cluster_workspace(ws, options)
+    assert run.n_clusters >= 2
+    assert scores(run.table)[0] > 0.9  # what joins a cluster joins the right one
+    # the rule, checked by brute force: an image outside the fitted sample takes the cluster
+    # of its nearest sample image when that one is clustered and both its distance to it and
+    # its own core distance are within the cluster's largest core distance; else noise
+    k = options.min_cluster_size
+    fit = np.sort(np.random.default_rng([options.seed, len(ids)]).choice(len(ids), 24,
+                                                                         replace=False))
+    cluster_of = run.table.set_index("media_id").loc[ids, "cluster"].to_numpy()
+    sample = vectors[fit]
+    core = np.sort(np.linalg.norm(sample[:, None] - sample[None], axis=2), axis=1)[:, k - 1]
+    reach = {c: core[cluster_of[fit] == c].max() for c in set(cluster_of[fit]) if c > 0}
+    joined = []
+    for row in np.setdiff1d(np.arange(len(ids)), fit):
+        gaps = np.sort(np.linalg.norm(sample - vectors[row], axis=1))
+        nearest = fit[np.argmin(np.linalg.norm(sample - vectors[row], axis=1))]
+        c = cluster_of[nearest]
+        inside = c > 0 and max(gaps[0], gaps[k - 2]) <= reach[c] + 1e-5
+        assert cluster_of[row] == (c if inside else -1), row
+        joined.append(inside)
+    assert any(joined) and not all(joined)  # 8 images outside the fit: some joined
+
+
+def test_map_sample_is_bounded_seeded_and_shows_every_cluster():
+    rng = np.random.default_rng(0)
+    labels = rng.choice([-1, 1, 2, 3], 50_000, p=[0.5, 0.4, 0.0996, 0.0004])  # cluster 3: ~20
+    rows = map_sample(labels, 2_000, seed=1)
+    assert len(rows) == 2_000 and np.all(np.diff(rows) > 0)
+    assert np.array_equal(rows, map_sample(labels, 2_000, seed=1))
+    assert (labels[rows] == 3).sum() >= min(MAP_FLOOR, (labels == 3).sum())
+    assert np.array_equal(map_sample(labels[:100], 2_000), np.arange(100))
+    many = np.arange(5_000)  # more clusters than dots: still bounded
+    assert len(map_sample(many, 300)) == 300
+
+
+def test_the_map_of_a_large_run_is_drawn_from_a_bounded_sample(embedded, monkeypatch, tmp_path):
+    ws, _root = embedded
+    monkeypatch.setattr(clusters, "MAP_MAX_POINTS", 10)
+    run = cluster_workspace(ws, ClusterOptions())
+    assert len(run.map_rows) == 10 and run.map_vectors.shape == (10, 1280)
+    ids, vectors = _in_memory(ws)
+    position = {m: i for i, m in enumerate(ids)}
+    drawn = [position[m] for m in run.table["media_id"].to_numpy()[run.map_rows]]
+    assert np.array_equal(run.map_vectors, vectors[drawn])
+    files = write_outputs(ws, run, tmp_path / "out")
+    assert len(pd.read_csv(files["csv"])) == 32  # the table keeps every image
+    assert files["map"].exists()
 
 
 def test_stratified_sample_counts_copies_and_seed(embedded, tmp_path):

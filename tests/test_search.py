@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 import picsift
+from picsift.analyses import search as search_module
 from picsift.analyses.embeddings import embed_workspace, load_embeddings
 from picsift.analyses.search import search, semantic_duplicates
+from picsift.analyses.vector_index import VectorIndex
 
 DEMO = Path(picsift.__file__).parent / "demo" / "corpus"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -72,6 +74,44 @@ def test_semantic_duplicates_group_the_mirrored_astronaut(embedded):
     members = set(groups[groups["group"] == astronaut["group"].iloc[0]]["path"].map(lambda p: Path(p).name))
     assert "astronaut_mirror.jpg" in members
     assert not members & {"coffee.jpg", "chelsea.jpg", "rocket.jpg"}
+
+
+def _duplicates_before_streaming(ws, threshold: float, k: int = 20) -> pd.DataFrame:
+    """semantic_duplicates as it was before streaming (commit 61b071a): vectors rebuilt one by
+    one from the index, edges as Python tuples, igraph components. The reference."""
+    import igraph as ig
+
+    index = VectorIndex(ws, "efficientnet-lite0", "embedding").ensure()
+    n = len(index.media_ids)
+    edges = []
+    best = np.zeros(n, np.float32)
+    for start in range(0, n, 4096):
+        queries = np.stack([index.index.reconstruct(int(p))
+                            for p in np.arange(start, min(n, start + 4096))])
+        sims, pos = index.search(queries, min(k + 1, n))
+        for row, (srow, prow) in enumerate(zip(sims, pos)):
+            me = start + row
+            for s, p in zip(srow, prow):
+                if p >= 0 and p != me and s >= threshold:
+                    edges.append((me, int(p)))
+                    best[me] = max(best[me], s)
+    groups = [c for c in ig.Graph(n=n, edges=edges).connected_components() if len(c) > 1]
+    groups.sort(key=lambda c: -len(c))
+    paths = search_module._paths(ws)
+    rows = [{"group": g, "media_id": index.media_ids[v], "path": paths.get(index.media_ids[v]),
+             "similarity": round(float(best[v]), 4)}
+            for g, members in enumerate(groups, start=1) for v in members]
+    return pd.DataFrame(rows, columns=["group", "media_id", "path", "similarity"])
+
+
+@pytest.mark.parametrize("threshold", [0.93, 0.8, 0.6])
+def test_streamed_semantic_duplicates_are_the_groups_of_before(embedded, monkeypatch, threshold):
+    ws, _summary, _corpus, _root = embedded
+    expected = _duplicates_before_streaming(ws, threshold)
+    assert expected["group"].nunique() >= 2 or threshold > 0.9
+    monkeypatch.setattr(search_module, "DUPLICATE_BATCH", 3)  # many query batches
+    got = semantic_duplicates(ws, threshold=threshold)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
 
 def test_embeddings_do_not_depend_on_batching_or_workers(embedded, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,11 @@ import pandas as pd
 import pytest
 
 import picsift
+from picsift.analyses.embeddings import load_embeddings
+from picsift.analyses.sort import sorter
 from picsift.analyses.sort.evaluate import evaluate_sort
-from picsift.analyses.sort.labels import labels_from_file, labels_from_text
+from picsift.analyses.sort.labels import UNSURE, labels_from_file, labels_from_text
+from picsift.analyses.sort.score import TEMPERATURE, label_vectors, softmax
 from picsift.analyses.sort.sorter import SortOptions, sort_images, undo_sort
 from picsift.errors import PicsiftError
 from picsift.scan.worker import file_sha256
@@ -126,3 +130,87 @@ def test_cli_sort_and_undo(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "picsift", "sort", str(source), "--to",
                           str(tmp_path / "o2"), "--labels", "onlyone"], capture_output=True, text=True)
     assert bad.returncode == 2 and "at least two labels" in bad.stderr
+
+
+def _assign_before_streaming(ws, labels, media_ids, options, prefix=()):
+    """sorter._assign as it was before streaming (commit 61b071a): every embedding loaded
+    again for every media with sub-labels. Frozen here as the reference."""
+    space_ids, space = load_embeddings(ws, options.model, "text_space")
+    probs = softmax(space @ label_vectors(labels, options.model).T, TEMPERATURE[options.model])
+    keep = {m: i for i, m in enumerate(space_ids)}
+    out = {}
+    rows = [keep[m] for m in media_ids if m in keep]
+    chosen = sorter._decide(labels, probs[rows], options)
+    for media, row, picks in zip([m for m in media_ids if m in keep], rows, chosen):
+        scores = {"/".join(prefix + (label.name,)): float(probs[row, j])
+                  for j, label in enumerate(labels)}
+        paths = []
+        for j in picks:
+            label = labels[j]
+            if label.children:
+                sub_paths, sub_scores = _assign_before_streaming(
+                    ws, label.children, [media], options, prefix + (label.name,))[media]
+                scores.update(sub_scores)
+                paths.extend(sub_paths or [prefix + (label.name, UNSURE)])
+            else:
+                paths.append(prefix + (label.name,))
+        out[media] = (paths, scores)
+    return out
+
+
+HIERARCHY = """labels:
+  animal:
+    description: an animal
+    labels:
+      mammal:
+        description: a mammal
+        labels:
+          cat: a cat
+          horse: a horse
+      bird: a bird
+  object:
+    description: an object
+    labels:
+      drink: a cup of coffee
+      money: old coins
+      machine: a rocket or a camera
+  person: a person
+  space: stars and galaxies in space
+"""
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi-label"])
+def test_streamed_hierarchical_sort_is_identical_to_before(tmp_path, monkeypatch, multi):
+    source = tmp_path / "scraped"
+    shutil.copytree(PHOTOS, source)
+    shutil.copy2(PHOTOS / "chelsea.jpg", source / "chelsea copy.jpg")  # one media, two files
+    (tmp_path / "labels.yaml").write_text(HIERARCHY)
+    labels = labels_from_file(tmp_path / "labels.yaml")
+
+    def run(out: str):
+        options = SortOptions(to=tmp_path / out, multi_label=multi, multi_threshold=0.2,
+                              threshold=0.0 if multi else 0.3)
+        result = sort_images(source, labels, options, workspace=tmp_path / "ws")
+        table = pd.read_csv(result.csv)
+        table["destination"] = table["destination"].map(
+            lambda d: str(Path(d).relative_to(tmp_path / out)))
+        log = [{**e, "dst": str(Path(e["dst"]).relative_to(tmp_path / out))}
+               for e in map(json.loads, result.log.read_text().splitlines())]
+        tree = sorted(str(p.relative_to(tmp_path / out)) for p in (tmp_path / out).rglob("*")
+                      if p.suffix != ".jsonl" and p.suffix != ".csv")
+        return table, log, tree, result.counts
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sorter, "_assign", _assign_before_streaming)
+        before = run("before")
+    monkeypatch.setattr(sorter, "CHUNK_ROWS", 2)  # 10 media: 5 chunks
+    calls = []
+    real = sorter.label_vectors
+    monkeypatch.setattr(sorter, "label_vectors", lambda *a: calls.append(1) or real(*a))
+    after = run("after")
+    pd.testing.assert_frame_equal(after[0], before[0])
+    assert after[1:] == before[1:]
+    assert len(calls) <= 4  # each of the 4 label lists embedded once, not once per media
+    labelled = after[0]["label"]
+    assert labelled.str.count("/").max() >= 2  # three levels were used: animal/mammal/cat
+    assert any(n.startswith("animal/mammal/cat/") for n in after[2])

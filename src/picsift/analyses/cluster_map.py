@@ -1,5 +1,6 @@
 """The 2-D map of a clustering: t-SNE (PCA above 5000 points, where t-SNE gets slow), drawn
-with Pillow so picsift needs no plotting library."""
+with Pillow so picsift needs no plotting library. Large corpora are drawn from a bounded,
+seeded sample (`map_sample`), so the map never needs every embedding in memory."""
 
 from __future__ import annotations
 
@@ -11,6 +12,35 @@ from PIL import Image, ImageDraw, ImageFont
 
 TSNE_MAX_POINTS = 5000
 NOISE_COLOUR = (190, 190, 190)
+
+
+MAP_FLOOR = 20  # a sampled map still shows this many images of every cluster (when it has them)
+
+
+def map_sample(clusters: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Increasing row positions of at most ``limit`` rows to draw: all rows when there are
+    that few; else up to ``MAP_FLOOR`` of every cluster (fewer when clusters are very many),
+    the rest drawn at random, all with ``seed``, so small clusters still appear."""
+    n = len(clusters)
+    if n <= limit:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    order = np.argsort(clusters, kind="stable")
+    found, starts, counts = np.unique(clusters[order], return_index=True, return_counts=True)
+    real = found > 0
+    floor = min(MAP_FLOOR, max(1, limit // (2 * max(1, int(real.sum())))))
+    chosen = np.zeros(n, bool)
+    for start, count in zip(starts[real], counts[real]):
+        members = order[start : start + count]
+        chosen[rng.choice(members, min(floor, count), replace=False)] = True
+    rest = np.flatnonzero(~chosen)
+    room = limit - int(chosen.sum())
+    if room > 0:
+        chosen[rng.choice(rest, min(room, len(rest)), replace=False)] = True
+    picked = np.flatnonzero(chosen)
+    if len(picked) > limit:  # more clusters than dots: one image of a random ``limit`` of them
+        picked = np.sort(rng.choice(picked, limit, replace=False))
+    return picked
 
 
 def map_layout(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:

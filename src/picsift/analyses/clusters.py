@@ -21,6 +21,20 @@ where only part of the images form clear groups:
 cluster -1). Clusters are numbered 1, 2, ... (per round, biggest first). The silhouette
 reported for a cluster is the mean silhouette of its members at the time it was kept (for
 HDBSCAN: over all clustered images, or a random sample of ``sample`` of them).
+
+Memory stays bounded whatever the corpus size: embeddings are read from their stored parts
+chunk by chunk (`EmbeddingStream`), only the per-round sample is held as a matrix, and what
+grows with N are per-image ids and label arrays. Step 3 predicts chunk by chunk; chunks of a
+multiple of 256 rows (scikit-learn's own block) give bit-for-bit the labels of predicting
+all rows at once. HDBSCAN needs all its points in memory and O(n^2 dim) time, so above
+``HDBSCAN_FIT_MAX`` (10,000) images it is fitted on a random sample of that many (``seed``).
+Every other image then takes the cluster of its nearest sample image when that one is
+clustered and the image is within the cluster's reach, HDBSCAN's own density test: its
+distance to that image and its own core distance (to its ``min_samples``-th neighbour,
+itself counted, among the sample) are both at most the largest core distance of the
+cluster's sample members. Otherwise it is noise. Up to the limit the result is exact
+HDBSCAN, as before. The 2-D map shows at most ``MAP_MAX_POINTS`` images (a seeded
+sample with every cluster represented; the title says so).
 """
 
 from __future__ import annotations
@@ -34,7 +48,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from picsift.analyses.embeddings import DEFAULT_MODEL, embed_workspace, load_embeddings
+from picsift.analyses.embeddings import (
+    CHUNK_ROWS,
+    DEFAULT_MODEL,
+    ArrayVectors,
+    EmbeddingStream,
+    VectorSource,
+    embed_workspace,
+)
 from picsift.errors import PicsiftError
 from picsift.workspace.features import FeatureSet, latest_feature_sets
 from picsift.workspace.store import Workspace
@@ -43,6 +64,8 @@ FEATURE_NAME = "clusters"
 VERSION = "1"
 ALGOS = ("kmeans", "hdbscan")
 UNCLUSTERED = -1
+HDBSCAN_FIT_MAX = 10_000   # HDBSCAN holds its points in memory and is O(n^2 dim): fit at most this
+MAP_MAX_POINTS = 20_000    # images drawn on the 2-D map (a seeded sample above this)
 
 
 @dataclass
@@ -135,12 +158,23 @@ def _search_k(sample: np.ndarray, options: ClusterOptions, seed: int
     return None if best is None else (best[0], best[1], scores)
 
 
-def iterative_kmeans(vectors: np.ndarray, options: ClusterOptions | None = None) -> Labels:
-    """The workshop's peeling procedure on the rows of ``vectors`` (see the module docstring)."""
+def _as_source(vectors: np.ndarray | VectorSource) -> VectorSource:
+    return ArrayVectors(vectors) if isinstance(vectors, np.ndarray) else vectors
+
+
+def iterative_kmeans(vectors: np.ndarray | VectorSource, options: ClusterOptions | None = None,
+                     chunk_rows: int | None = None) -> Labels:
+    """The workshop's peeling procedure on the rows of ``vectors`` (see the module docstring).
+
+    ``vectors`` is a matrix or a `VectorSource` (e.g. the stored parts): only each round's
+    sample is held in memory; the rest is predicted ``chunk_rows`` at a time.
+    """
     from sklearn.metrics import silhouette_samples
 
     options = options or ClusterOptions()
-    n = len(vectors)
+    chunk_rows = chunk_rows or CHUNK_ROWS
+    source = _as_source(vectors)
+    n = len(source)
     result = Labels(np.full(n, UNCLUSTERED, np.int64), np.full(n, np.nan), np.zeros(n, np.int64))
     rng = np.random.default_rng(options.seed)
     remaining = np.arange(n)
@@ -149,12 +183,18 @@ def iterative_kmeans(vectors: np.ndarray, options: ClusterOptions | None = None)
         if len(remaining) < options.stop_size or len(remaining) < 3:
             break
         picked = np.sort(rng.choice(remaining, min(options.sample, len(remaining)), replace=False))
-        fit = _search_k(vectors[picked], options, options.seed + round_no)
+        sample = source.take(picked)
+        fit = _search_k(sample, options, options.seed + round_no)
         if fit is None:
             break
         model, score, scores = fit
-        per_point = silhouette_samples(vectors[picked], model.labels_)
-        assigned = model.predict(vectors[remaining])
+        per_point = silhouette_samples(sample, model.labels_)
+        del sample
+        assigned = np.empty(len(remaining), np.int64)  # nearest centroid, chunk by chunk
+        done = 0
+        for positions, chunk in source.chunks(remaining, chunk_rows):
+            assigned[done : done + len(positions)] = model.predict(chunk)
+            done += len(positions)
         cohesive = []
         for c in range(model.n_clusters):
             members = model.labels_ == c
@@ -175,22 +215,68 @@ def iterative_kmeans(vectors: np.ndarray, options: ClusterOptions | None = None)
     return result
 
 
-def hdbscan_labels(vectors: np.ndarray, options: ClusterOptions | None = None) -> Labels:
-    """HDBSCAN on every row; clusters renumbered biggest first, noise stays -1."""
+def _extend_hdbscan(source: VectorSource, fit_rows: np.ndarray, fitted: np.ndarray,
+                    fit_labels: np.ndarray, k: int, chunk_rows: int) -> np.ndarray:
+    """Labels of every row from a fit on ``fit_rows`` (see the module docstring): a row outside
+    the fit takes the cluster of its nearest fitted point when that point is clustered and
+    the row is within the cluster's reach, else it is noise."""
+    import faiss
+
+    labels = np.full(len(source), UNCLUSTERED, np.int64)
+    labels[fit_rows] = fit_labels
+    k = min(k, len(fitted))
+    if not (fit_labels >= 0).any():
+        return labels
+    # core distance as HDBSCAN counts it: to the k-th neighbour, the point itself the first
+    index = faiss.IndexFlatL2(fitted.shape[1])
+    index.add(np.ascontiguousarray(fitted))
+    core = np.sqrt(np.maximum(index.search(np.ascontiguousarray(fitted), k)[0][:, -1], 0))
+    reach = np.zeros(int(fit_labels.max()) + 1)
+    np.maximum.at(reach, fit_labels[fit_labels >= 0], core[fit_labels >= 0])
+    others = np.setdiff1d(np.arange(len(source)), fit_rows, assume_unique=True)
+    neighbours = max(k - 1, 1)  # an outside row is its own first neighbour
+    for positions, chunk in source.chunks(others, chunk_rows):
+        squared, hit = index.search(np.ascontiguousarray(chunk), neighbours)
+        dist = np.sqrt(np.maximum(squared, 0))
+        own_core = dist[:, -1] if k > 1 else np.zeros(len(chunk))
+        cluster = fit_labels[hit[:, 0]]
+        limit = reach[np.maximum(cluster, 0)]
+        inside = (cluster >= 0) & (dist[:, 0] <= limit) & (own_core <= limit)
+        labels[positions[inside]] = cluster[inside]
+    return labels
+
+
+def hdbscan_labels(vectors: np.ndarray | VectorSource, options: ClusterOptions | None = None,
+                   chunk_rows: int | None = None) -> Labels:
+    """HDBSCAN on every row (on a sample above ``HDBSCAN_FIT_MAX``, see the module docstring);
+    clusters renumbered biggest first, noise stays -1."""
     from sklearn.cluster import HDBSCAN
     from sklearn.metrics import silhouette_samples
 
     options = options or ClusterOptions(algo="hdbscan")
-    n = len(vectors)
+    source = _as_source(vectors)
+    n = len(source)
     result = Labels(np.full(n, UNCLUSTERED, np.int64), np.full(n, np.nan), np.zeros(n, np.int64))
     if n < options.min_cluster_size:
         return result
+    fit_rows = np.arange(n)
+    if n > HDBSCAN_FIT_MAX:
+        fit_rows = np.sort(np.random.default_rng([options.seed, n]).choice(
+            n, HDBSCAN_FIT_MAX, replace=False))
+    fitted = source.take(fit_rows)
     raw = HDBSCAN(min_cluster_size=options.min_cluster_size, min_samples=options.min_samples,
-                  copy=True).fit(vectors).labels_
+                  copy=True).fit(fitted).labels_
+    if n > HDBSCAN_FIT_MAX:
+        raw = _extend_hdbscan(source, fit_rows, fitted, raw,
+                              options.min_samples or options.min_cluster_size,
+                              chunk_rows or CHUNK_ROWS)
+    del fitted
     found, sizes = np.unique(raw[raw >= 0], return_counts=True)
     order = sorted(zip(found, sizes), key=lambda t: (-t[1], t[0]))
+    renumber = np.full(int(raw.max()) + 2, UNCLUSTERED, np.int64)  # raw -1 lands on the last
     for new, (old, _size) in enumerate(order, start=1):
-        result.cluster[raw == old] = new
+        renumber[old] = new
+    result.cluster = renumber[raw]
     result.round[result.cluster > 0] = 1
     clustered = np.flatnonzero(result.cluster > 0)
     if len(order) >= 2:
@@ -199,17 +285,21 @@ def hdbscan_labels(vectors: np.ndarray, options: ClusterOptions | None = None) -
             clustered = np.sort(rng.choice(clustered, options.sample, replace=False))
         labels = result.cluster[clustered]
         if len(np.unique(labels)) >= 2:
-            per_point = silhouette_samples(vectors[clustered], labels)
+            per_point = silhouette_samples(source.take(clustered), labels)
+            by_cluster = np.full(len(order) + 1, np.nan)
             for c in np.unique(labels):
-                result.silhouette[result.cluster == c] = float(per_point[labels == c].mean())
+                by_cluster[c] = float(per_point[labels == c].mean())
+            result.silhouette = np.where(result.cluster > 0,
+                                         by_cluster[np.maximum(result.cluster, 0)], np.nan)
     return result
 
 
-def cluster_vectors(vectors: np.ndarray, options: ClusterOptions) -> Labels:
+def cluster_vectors(vectors: np.ndarray | VectorSource, options: ClusterOptions,
+                    chunk_rows: int | None = None) -> Labels:
     options.check()
     if options.algo == "hdbscan":
-        return hdbscan_labels(vectors, options)
-    return iterative_kmeans(vectors, options)
+        return hdbscan_labels(vectors, options, chunk_rows)
+    return iterative_kmeans(vectors, options, chunk_rows)
 
 
 def media_paths(ws: Workspace) -> dict[str, str]:
@@ -225,12 +315,14 @@ def cluster_set(ws: Workspace, options: ClusterOptions) -> FeatureSet:
 
 @dataclass
 class ClusterRun:
-    """Result of `cluster_workspace`: the table (path, media_id, cluster, silhouette, round)."""
+    """Result of `cluster_workspace`: the table (path, media_id, cluster, silhouette, round),
+    and the rows drawn on the map with their embeddings (at most ``MAP_MAX_POINTS``)."""
 
     table: pd.DataFrame
     options: ClusterOptions
     labels: Labels
-    vectors: np.ndarray
+    map_rows: np.ndarray      # increasing positions in ``table``
+    map_vectors: np.ndarray   # (len(map_rows), dim) float32, aligned with map_rows
     seconds: float = 0.0
 
     @property
@@ -244,19 +336,23 @@ class ClusterRun:
 
 def cluster_workspace(ws: Workspace, options: ClusterOptions | None = None,
                       workers: int | None = None, progress: bool = False) -> ClusterRun:
-    """Embed what is missing, cluster every image and store the labels as feature set 'clusters'."""
+    """Embed what is missing, cluster every image and store the labels as feature set 'clusters'.
+
+    The embeddings are streamed from their stored parts (see the module docstring on memory).
+    """
+    from picsift.analyses.cluster_map import map_sample
+
     options = options or ClusterOptions()
     options.check()
     started = time.monotonic()
     with ws.writing():
         embed_workspace(ws, options.model, workers, progress=progress)
-        ids, vectors = load_embeddings(ws, options.model)
         paths = media_paths(ws)
-        keep = [i for i, m in enumerate(ids) if m in paths]
-        if not keep:
+        stream = EmbeddingStream(ws, options.model, media=paths)
+        if not len(stream):
             raise PicsiftError(f"no embedded images in {ws.dir}: run 'picsift scan' first")
-        ids, vectors = [ids[i] for i in keep], vectors[keep]
-        labels = cluster_vectors(vectors, options)
+        ids = stream.ids
+        labels = cluster_vectors(stream, options)
         table = pd.DataFrame({
             "path": [paths[m] for m in ids], "media_id": ids, "cluster": labels.cluster,
             "silhouette": np.round(labels.silhouette, 4), "round": labels.round})
@@ -268,10 +364,12 @@ def cluster_workspace(ws: Workspace, options: ClusterOptions | None = None,
     order = np.lexsort((table["path"].to_numpy(), table["cluster"].to_numpy(),
                         table["cluster"].to_numpy() == UNCLUSTERED))
     table = table.iloc[order].reset_index(drop=True)
-    vectors = vectors[order]
     labels = Labels(labels.cluster[order], labels.silhouette[order], labels.round[order],
                     labels.rounds)  # aligned with the table's rows
-    return ClusterRun(table, options, labels, vectors, round(time.monotonic() - started, 2))
+    map_rows = map_sample(labels.cluster, MAP_MAX_POINTS, options.seed)
+    map_vectors = stream.take(order[map_rows])
+    return ClusterRun(table, options, labels, map_rows, map_vectors,
+                      round(time.monotonic() - started, 2))
 
 
 def load_clusters(ws: Workspace) -> pd.DataFrame:
@@ -298,10 +396,12 @@ def write_outputs(ws: Workspace, run: ClusterRun, out: str | Path | None = None
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / "clusters.csv"
     run.table.to_csv(csv, index=False)
-    coords, method = map_layout(run.vectors, seed=run.options.seed)
-    png = draw_map(coords, run.table["cluster"].to_numpy(), folder / "clusters_map.png",
-                   title=f"{method} of {len(coords)} images, {run.n_clusters} clusters "
-                         f"({run.options.algo})")
+    coords, method = map_layout(run.map_vectors, seed=run.options.seed)
+    drawn = f"{len(coords)} images" if len(coords) == len(run.table) else (
+        f"a sample of {len(coords)} of {len(run.table)} images")
+    png = draw_map(coords, run.table["cluster"].to_numpy()[run.map_rows],
+                   folder / "clusters_map.png",
+                   title=f"{method} of {drawn}, {run.n_clusters} clusters ({run.options.algo})")
     html = build_clusters_report(ws, run.table, folder / "clusters.html", run.options.params(),
                                  png, [asdict(r) for r in run.labels.rounds])
     return {"csv": csv, "map": png, "html": html}

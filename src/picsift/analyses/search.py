@@ -105,36 +105,51 @@ def search(ws: Workspace, texts: list[str] | None = None, images: list[str | Pat
     })
 
 
+DUPLICATE_BATCH = 4096  # query vectors per index search
+
+
 def semantic_duplicates(ws: Workspace, threshold: float = 0.95, model: str = DEFAULT_MODEL,
                         k: int = 20) -> pd.DataFrame:
     """Groups of images whose embeddings have cosine >= threshold (imagededup's CNN mode).
 
-    One row per path: group, media_id, path, best similarity to another member.
+    One row per path: group, media_id, path, best similarity to another member. Every image
+    asks the index for its k nearest neighbours, with its stored vector read from the parts
+    a batch at a time; edges go to integer arrays and groups are the connected components
+    of that sparse graph (biggest first, then by first image in storage order).
     """
-    import igraph as ig
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
     index = VectorIndex(ws, model, "embedding").ensure()
+    assert index.stored is not None
     n = len(index.media_ids)
-    edges: list[tuple[int, int]] = []
+    sources: list[np.ndarray] = []
+    targets: list[np.ndarray] = []
     best = np.zeros(n, np.float32)
-    batch = 4096
-    for start in range(0, n, batch):
-        queries = index.vectors_of(np.arange(start, min(n, start + batch)))
+    vertex = np.int32 if n < 2**31 else np.int64  # at most n * k edges: 4 bytes an end
+    for me, queries in index.stored.chunks(rows=DUPLICATE_BATCH):
         sims, pos = index.search(queries, min(k + 1, n))
-        for row, (srow, prow) in enumerate(zip(sims, pos)):
-            me = start + row
-            for s, p in zip(srow, prow):
-                if p >= 0 and p != me and s >= threshold:
-                    edges.append((me, int(p)))
-                    best[me] = max(best[me], s)
-    graph = ig.Graph(n=n, edges=edges)
-    groups = [c for c in graph.connected_components() if len(c) > 1]
-    groups.sort(key=lambda c: -len(c))
+        near = (pos >= 0) & (pos != me[:, None]) & (sims >= threshold)
+        rows, cols = np.nonzero(near)
+        sources.append(me[rows].astype(vertex))
+        targets.append(pos[rows, cols].astype(vertex))
+        best[me] = np.maximum(best[me], np.where(near, sims, 0).max(axis=1, initial=0))
+    edges_from = np.concatenate(sources) if sources else np.zeros(0, vertex)
+    edges_to = np.concatenate(targets) if targets else np.zeros(0, vertex)
+    graph = coo_matrix((np.ones(len(edges_from), np.int8), (edges_from, edges_to)), shape=(n, n))
+    _count, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    first = np.full(len(sizes), n, np.int64)
+    np.minimum.at(first, component, np.arange(n))
+    members = np.flatnonzero(sizes[component] > 1)
+    # groups ordered biggest first, ties by their first member; members by position
+    grouped = np.unique(component[members])
+    rank = np.empty(len(sizes), np.int64)
+    rank[grouped[np.lexsort((first[grouped], -sizes[grouped]))]] = np.arange(1, len(grouped) + 1)
+    members = members[np.lexsort((members, rank[component[members]]))]
     paths = _paths(ws)
-    rows = []
-    for g, members in enumerate(groups, start=1):
-        for v in members:
-            media = index.media_ids[v]
-            rows.append({"group": g, "media_id": media, "path": paths.get(media),
-                         "similarity": round(float(best[v]), 4)})
-    return pd.DataFrame(rows, columns=["group", "media_id", "path", "similarity"])
+    ids = [index.media_ids[int(v)] for v in members]
+    return pd.DataFrame({"group": rank[component[members]], "media_id": ids,
+                         "path": [paths.get(m) for m in ids],
+                         "similarity": [round(float(best[v]), 4) for v in members]},
+                        columns=["group", "media_id", "path", "similarity"])

@@ -2,6 +2,10 @@
 
 Exact (Flat) up to 100k vectors, then IVF with 8-bit scalar quantisation (nlist ~ 4 sqrt(N),
 nprobe 16). New embeddings are appended; the index is rebuilt only when media disappeared.
+Checking, extending and building never hold the stored embeddings as one matrix: ids are
+compared alone, vectors are added chunk by chunk from their parts, and IVF trains on a
+seeded sample read by position. The index itself is N x dim (4 bytes a value for Flat, 1
+for SQ8): that is its size in memory and on disk.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from picsift.analyses.embeddings import CHUNK_ROWS, ArrayVectors, EmbeddingStream, VectorSource
+from picsift.errors import PicsiftError
 from picsift.workspace.store import Workspace
 
 FLAT_MAX = 100_000
@@ -27,6 +33,7 @@ class VectorIndex:
         self.ws, self.model, self.array = ws, model, array
         self.index = None
         self.media_ids: list[str] = []
+        self.stored: EmbeddingStream | None = None
 
     def _load(self) -> bool:
         import faiss
@@ -57,35 +64,51 @@ class VectorIndex:
         if old:
             shutil.rmtree(self.dir / old, ignore_errors=True)
 
-    def _build(self, vectors: np.ndarray) -> None:
+    def _build(self, vectors: np.ndarray | VectorSource) -> None:
+        """A fresh index over every row of ``vectors`` (a matrix or a streamed source)."""
         import faiss
 
-        n, dim = vectors.shape
+        source = ArrayVectors(vectors) if isinstance(vectors, np.ndarray) else vectors
+        n = len(source)
+        dim = source.dim
         if n <= FLAT_MAX:
             index = faiss.IndexFlatIP(dim)
+            # grow the code buffer once: chunked adds would otherwise reallocate it as it
+            # fills, peaking at ~1.4x the index (measured 727 MB against 615 at 100k x 1280)
+            index.codes.resize(n * index.code_size)
+            index.codes.resize(0)  # size 0, capacity kept
         else:
             nlist = 2 ** max(6, math.floor(math.log2(min(4 * math.sqrt(n), n / 39))))
             index = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
-            sample = vectors[np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)]
+            sample = source.take(np.random.default_rng(0).choice(n, min(n, 40 * nlist),
+                                                                 replace=False))
             index.train(np.ascontiguousarray(sample))
+            del sample
             faiss.extract_index_ivf(index).nprobe = 16
-        index.add(np.ascontiguousarray(vectors))
+        for _positions, chunk in source.chunks(rows=CHUNK_ROWS):
+            index.add(np.ascontiguousarray(chunk))
         self.index = index
 
     def ensure(self) -> VectorIndex:
-        """Load, extend with new embeddings, or rebuild; return self ready to search."""
-        from picsift.analyses.embeddings import load_embeddings
+        """Load, extend with new embeddings, or rebuild; return self ready to search.
 
-        ids, vectors = load_embeddings(self.ws, self.model, self.array)
+        ``self.stored`` is then the stream of the stored vectors, row i of the index."""
+        stored = EmbeddingStream(self.ws, self.model, self.array)
+        if not len(stored):
+            raise PicsiftError(f"no embeddings in {self.ws.dir}: run 'picsift embed' first")
+        self.stored = stored
+        ids = stored.ids
         loaded = self._load()
         if loaded and ids[: len(self.media_ids)] == self.media_ids:
             if len(ids) > len(self.media_ids):
-                self.index.add(np.ascontiguousarray(vectors[len(self.media_ids):]))
+                new = np.arange(len(self.media_ids), len(ids))
+                for _positions, chunk in stored.chunks(new, CHUNK_ROWS):
+                    self.index.add(np.ascontiguousarray(chunk))
                 self.media_ids = ids
                 self._save()
             return self
         self.media_ids = ids
-        self._build(vectors)
+        self._build(stored)
         self._save()
         return self
 
@@ -106,4 +129,8 @@ class VectorIndex:
                 faiss.omp_set_num_threads(threads)
 
     def vectors_of(self, positions: np.ndarray) -> np.ndarray:
+        """Vectors of index rows: the stored ones (exact) after `ensure`; an IVF index cannot
+        reconstruct without a direct map, and SQ8 would return them rounded."""
+        if self.stored is not None:
+            return self.stored.take(np.asarray(positions, dtype=np.int64))
         return np.stack([self.index.reconstruct(int(p)) for p in positions])

@@ -15,7 +15,7 @@ from picsift.cli.common import WorkersOpt, WorkspaceArg, console, open_existing
 
 def cluster_command(
     workspace: Path = WorkspaceArg,
-    algo: str = typer.Option("kmeans", "--algo", help="kmeans (iterative peeling, the workshop's procedure) or hdbscan."),
+    algo: str = typer.Option("kmeans", "--algo", help="kmeans (iterative peeling, the workshop's procedure; streams, any corpus size) or hdbscan (exact up to 10,000 images; above, fitted on a seeded sample of 10,000, every other image joining its nearest sample image's cluster only within that cluster's reach, else noise: see docs/cluster.md)."),
     sample: int = typer.Option(1000, "--sample", help="Images sampled per k-means round (hdbscan: for the silhouettes)."),
     k_min: int = typer.Option(5, "--k-min", help="First K tried in each round."),
     k_step: int = typer.Option(5, "--k-step", help="K grows by this much while the mean silhouette improves."),
@@ -30,7 +30,12 @@ def cluster_command(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for clusters.csv/.html and clusters_map.png (default: <workspace>/clusters)."),
     workers: Optional[int] = WorkersOpt,
 ) -> None:
-    """Cluster images by their embeddings; write a CSV, a contact sheet and a map."""
+    """Cluster images by their embeddings; write a CSV, a contact sheet and a map.
+
+    Embeddings are read in chunks (memory grows only by per-image labels with the corpus).
+
+    The map draws a seeded sample of at most 20,000 images.
+    """
     from picsift.analyses.clusters import ClusterOptions, cluster_workspace, write_outputs
 
     options = ClusterOptions(algo=algo, sample=sample, k_min=k_min, k_step=k_step, window=window,

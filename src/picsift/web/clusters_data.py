@@ -1,7 +1,9 @@
 """Semantic clusters (`picsift cluster`) for the Clusters page, and the clickable 2-D map.
 
 The map uses the same layout as clusters_map.png (analyses/cluster_map.py: t-SNE, PCA above
-5000 images) and the same colours, but is drawn in the browser so a click finds the image.
+5000 images), the same colours and the same bounded sample (at most 20,000 images, every
+cluster represented; only those embeddings are read), but is drawn in the browser so a click
+finds the image.
 t-SNE is slow, so coordinates are computed once per clustering and kept on disk in
 ``<workspace>/web/map-<clustering>.json``.
 """
@@ -62,7 +64,8 @@ def cluster_tables(ctx: WebContext) -> ClusterTables:
 
 
 def map_points(ctx: WebContext) -> dict[str, Any]:
-    """{"method", "points": [[x, y, cluster, media_id], ...], "colours": {cluster: "#rrggbb"}}."""
+    """{"method", "total", "points": [[x, y, cluster, media_id], ...] (a sample when
+    total > len(points)), "colours": {cluster: "#rrggbb"}}."""
     tables = cluster_tables(ctx)
     if not tables.available:
         raise PicsiftError("no clusters yet: run 'picsift cluster'")
@@ -75,20 +78,24 @@ def map_points(ctx: WebContext) -> dict[str, Any]:
     with _MAP_LOCK:
         if target.exists():
             return json.loads(target.read_text())  # type: ignore[no-any-return]
-        from picsift.analyses.cluster_map import cluster_colour, map_layout
-        from picsift.analyses.embeddings import DEFAULT_MODEL, load_embeddings
+        from picsift.analyses.cluster_map import cluster_colour, map_layout, map_sample
+        from picsift.analyses.clusters import MAP_MAX_POINTS
+        from picsift.analyses.embeddings import DEFAULT_MODEL, EmbeddingStream
 
         model = tables.params.get("model", DEFAULT_MODEL)
-        ids, vectors = load_embeddings(ctx.ws(), model)
-        position = {m: i for i, m in enumerate(ids)}
-        media = [m for m in tables.table["media_id"] if m in position]
-        coords, method = map_layout(vectors[[position[m] for m in media]],
-                                    seed=int(tables.params.get("seed", 0)))
+        seed = int(tables.params.get("seed", 0))
+        rows = map_sample(tables.table["cluster"].to_numpy(), MAP_MAX_POINTS, seed)
+        wanted = tables.table["media_id"].to_numpy()[rows]
+        stream = EmbeddingStream(ctx.ws(), model, media=set(wanted))
+        position = {m: i for i, m in enumerate(stream.ids)}
+        media = [m for m in wanted if m in position]
+        coords, method = map_layout(stream.take(np.array([position[m] for m in media],
+                                                         dtype=np.int64)), seed=seed)
         if len(coords):
             low, high = coords.min(axis=0), coords.max(axis=0)
             coords = (coords - low) / np.where(high - low > 0, high - low, 1.0)
         clusters = [int(tables.by_media[m]["cluster"]) for m in media]
-        data = {"method": method,
+        data = {"method": method, "total": len(tables.table),
                 "points": [[round(float(x), 4), round(float(y), 4), c, m]
                            for (x, y), c, m in zip(coords, clusters, media)],
                 "colours": {str(c): "#%02x%02x%02x" % cluster_colour(c) for c in set(clusters)}}

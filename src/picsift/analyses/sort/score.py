@@ -1,11 +1,18 @@
-"""Score every media against the labels in the model's text space."""
+"""Score every media against the labels in the model's text space, chunk by chunk.
+
+Scores are computed on stored text-space vectors read part by part (`EmbeddingStream`), so
+memory holds one chunk of vectors and the (rows x labels) scores, never the whole corpus.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+
 import numpy as np
 
-from picsift.analyses.embeddings import DEFAULT_MODEL, load_embeddings
+from picsift.analyses.embeddings import CHUNK_ROWS, DEFAULT_MODEL, EmbeddingStream, embedding_set
 from picsift.analyses.sort.labels import Label
+from picsift.errors import PicsiftError
 from picsift.workspace.store import Workspace
 
 # cosine similarities are turned into probabilities with a softmax at this temperature:
@@ -36,9 +43,41 @@ def softmax(values: np.ndarray, temperature: float) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def label_probabilities(space: np.ndarray, vectors: np.ndarray, model: str
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine similarities, probabilities) of text-space rows against label vectors."""
+    sims = space @ vectors.T
+    return sims, softmax(sims, TEMPERATURE.get(model, HUB_TEMPERATURE))
+
+
+def text_space(ws: Workspace, model: str = DEFAULT_MODEL, media: Collection[str] | None = None
+               ) -> EmbeddingStream:
+    """The stored text-space vectors (of ``media`` only, when given), to read in chunks."""
+    if not embedding_set(ws, model).parts():
+        raise PicsiftError(f"no embeddings in {ws.dir}: run 'picsift embed' first")
+    return EmbeddingStream(ws, model, "text_space", media)
+
+
+def score_chunks(ws: Workspace, labels: list[Label], model: str = DEFAULT_MODEL,
+                 media: Collection[str] | None = None, rows: int = CHUNK_ROWS
+                 ) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
+    """(media ids, similarities, probabilities) ``rows`` media at a time (latest wins)."""
+    stream = text_space(ws, model, media)
+    vectors = label_vectors(labels, model)
+    for positions, space in stream.chunks(rows=rows):
+        sims, probs = label_probabilities(space, vectors, model)
+        yield [stream.ids[int(p)] for p in positions], sims, probs
+
+
 def score(ws: Workspace, labels: list[Label], model: str = DEFAULT_MODEL
           ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(media ids, cosine similarities (N, L), probabilities (N, L))."""
-    ids, space = load_embeddings(ws, model, "text_space")
-    sims = space @ label_vectors(labels, model).T
-    return ids, sims, softmax(sims, TEMPERATURE.get(model, HUB_TEMPERATURE))
+    """(media ids, cosine similarities (N, L), probabilities (N, L)), streamed: the result is
+    N x L (labels, not embedding dimensions)."""
+    ids: list[str] = []
+    sims: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    for chunk_ids, chunk_sims, chunk_probs in score_chunks(ws, labels, model):
+        ids.extend(chunk_ids)
+        sims.append(chunk_sims)
+        probs.append(chunk_probs)
+    return ids, np.concatenate(sims), np.concatenate(probs)

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 import picsift
-from picsift.analyses.embeddings import DEFAULT_MODEL, embed_workspace, model_key
+from picsift.analyses.embeddings import CHUNK_ROWS, DEFAULT_MODEL, embed_workspace, model_key
 from picsift.analyses.sort.labels import UNSURE, Label
-from picsift.analyses.sort.score import score
+from picsift.analyses.sort.score import label_probabilities, label_vectors, text_space
 from picsift.errors import PicsiftError
 
 
@@ -73,27 +73,53 @@ def _decide(labels: list[Label], probs: np.ndarray, options: SortOptions) -> lis
     return chosen
 
 
-def _assign(ws: Any, labels: list[Label], media_ids: list[str], options: SortOptions,
-            prefix: tuple[str, ...] = ()) -> dict[str, tuple[list[tuple[str, ...]], dict[str, float]]]:
-    """media id -> (label paths, scores by label path), descending into sub-labels."""
-    ids, _sims, probs = score(ws, labels, options.model)
-    keep = {m: i for i, m in enumerate(ids)}
-    out: dict[str, tuple[list[tuple[str, ...]], dict[str, float]]] = {}
-    rows = [keep[m] for m in media_ids if m in keep]
-    chosen = _decide(labels, probs[rows], options)
-    for media, row, picks in zip([m for m in media_ids if m in keep], rows, chosen):
-        scores = {"/".join(prefix + (label.name,)): float(probs[row, j]) for j, label in enumerate(labels)}
+Decision = tuple[list[tuple[str, ...]], dict[str, float]]
+
+
+def _assign_rows(labels: list[Label], media_ids: list[str], space: np.ndarray,
+                 options: SortOptions, prefix: tuple[str, ...],
+                 label_cache: dict[int, np.ndarray]) -> dict[str, Decision]:
+    """Decisions for the rows of one chunk; a label's sub-labels score only the rows that
+    picked it (the same rows of the same chunk: no second read of the embeddings)."""
+    if id(labels) not in label_cache:
+        label_cache[id(labels)] = label_vectors(labels, options.model)
+    _sims, probs = label_probabilities(space, label_cache[id(labels)], options.model)
+    chosen = _decide(labels, probs, options)
+    below: dict[int, dict[str, Decision]] = {}
+    for j, label in enumerate(labels):
+        rows = [i for i, picks in enumerate(chosen) if j in picks]
+        if label.children and rows:
+            below[j] = _assign_rows(label.children, [media_ids[i] for i in rows], space[rows],
+                                    options, prefix + (label.name,), label_cache)
+    out: dict[str, Decision] = {}
+    keys = ["/".join(prefix + (label.name,)) for label in labels]  # shared by every row
+    for i, (media, picks) in enumerate(zip(media_ids, chosen)):
+        scores = dict(zip(keys, probs[i].tolist()))
         paths: list[tuple[str, ...]] = []
         for j in picks:
             label = labels[j]
             if label.children:
-                sub_paths, sub_scores = _assign(ws, label.children, [media], options,
-                                                prefix + (label.name,))[media]
+                sub_paths, sub_scores = below[j][media]
                 scores.update(sub_scores)
                 paths.extend(sub_paths or [prefix + (label.name, UNSURE)])
             else:
                 paths.append(prefix + (label.name,))
         out[media] = (paths, scores)
+    return out
+
+
+def _assign(ws: Any, labels: list[Label], media_ids: list[str], options: SortOptions
+            ) -> dict[str, Decision]:
+    """media id -> (label paths, scores by label path), descending into sub-labels.
+
+    One streamed pass over the stored text-space vectors of ``media_ids``, ``CHUNK_ROWS`` at
+    a time; media without an embedding are left out (they go to unsure)."""
+    stream = text_space(ws, options.model, set(media_ids))
+    label_cache: dict[int, np.ndarray] = {}
+    out: dict[str, Decision] = {}
+    for positions, space in stream.chunks(rows=CHUNK_ROWS):
+        ids = [stream.ids[int(p)] for p in positions]
+        out.update(_assign_rows(labels, ids, space, options, (), label_cache))
     return out
 
 

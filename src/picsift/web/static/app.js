@@ -210,7 +210,9 @@
       .then(function (json) {
         data = json;
         draw();
-        pick.textContent = data.method + " of " + data.points.length + " images: click a dot.";
+        const shown = data.total > data.points.length
+          ? "a sample of " + data.points.length + " of " + data.total : data.points.length;
+        pick.textContent = data.method + " of " + shown + " images: click a dot.";
         canvas.dataset.ready = "1";
       })
       .catch(function (error) { pick.textContent = "map unavailable: " + error.message; });
