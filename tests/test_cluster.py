@@ -242,6 +242,10 @@ def test_streamed_kmeans_gives_exactly_the_in_memory_labels(embedded, options, m
         assert _same(iterative_kmeans(stream, options, chunk_rows=rows), expected), rows
     assert _same(iterative_kmeans(vectors, options), expected)  # a matrix still works
     # end to end: the stored table of a streamed run with tiny chunks is the in-memory one
+    # on the rows in media-id order (cluster_workspace samples in that canonical order)
+    order = np.argsort(np.array(ids, dtype=object), kind="stable")
+    ids = [ids[i] for i in order]
+    expected = _kmeans_before_streaming(vectors[order], options)
     monkeypatch.setattr(clusters, "CHUNK_ROWS", 3)
     run = cluster_workspace(ws, options)
     by_media = run.table.set_index("media_id")
@@ -455,3 +459,32 @@ def test_cli_agreement_error_is_one_line(cli, tmp_path):
     assert result.returncode == 2
     message = f"error: {tmp_path / 'c.csv'} lacks the column(s) 'code'"
     assert result.stderr.strip().splitlines() == [message]
+
+
+@pytest.mark.parametrize("sample", [1000, 12])
+def test_clusters_do_not_depend_on_the_order_embeddings_were_stored(embedded, tmp_path, sample):
+    """Engines store batches in the order workers finish them: reversing the parts' order
+    must give the same clusters (samples are drawn and fed to k-means by media id)."""
+    import shutil
+
+    ws, root = embedded
+    copy = tmp_path / "ws"
+    shutil.copytree(ws.dir, copy)
+    reordered = picsift.open(root / "corpus", workspace=copy)
+    options = ClusterOptions(sample=sample, stop_size=5)
+    stored = EmbeddingStream(reordered)
+    parts = [p for p, _rows in stored.parts]
+    assert len(parts) >= 2
+    names = [p.name for p in parts]
+    for part, name in zip(parts, reversed(names)):  # swap names pairwise via temporary names
+        part.rename(part.with_name("tmp-" + name))
+        part.with_suffix(".npz").rename(part.with_name("tmp-" + name).with_suffix(".npz"))
+    for name in names:
+        tmp = parts[0].parent / ("tmp-" + name)
+        tmp.rename(tmp.with_name(name))
+        tmp.with_suffix(".npz").rename(tmp.with_name(name).with_suffix(".npz"))
+    assert EmbeddingStream(reordered).ids != stored.ids  # really another storage order
+    before = cluster_workspace(ws, options).table.set_index("media_id")["cluster"]
+    after = cluster_workspace(reordered, options).table.set_index("media_id")["cluster"]
+    assert (before > 0).sum() >= 10
+    assert before.sort_index().equals(after.sort_index())

@@ -163,11 +163,14 @@ def _as_source(vectors: np.ndarray | VectorSource) -> VectorSource:
 
 
 def iterative_kmeans(vectors: np.ndarray | VectorSource, options: ClusterOptions | None = None,
-                     chunk_rows: int | None = None) -> Labels:
+                     chunk_rows: int | None = None, rank: np.ndarray | None = None) -> Labels:
     """The workshop's peeling procedure on the rows of ``vectors`` (see the module docstring).
 
     ``vectors`` is a matrix or a `VectorSource` (e.g. the stored parts): only each round's
-    sample is held in memory; the rest is predicted ``chunk_rows`` at a time.
+    sample is held in memory; the rest is predicted ``chunk_rows`` at a time. ``rank``: the
+    canonical position of each row (e.g. of its media id); samples are drawn and fed to
+    k-means in that order, so the result does not depend on the storage order (which
+    differs with the engine and the order workers finished their batches).
     """
     from sklearn.metrics import silhouette_samples
 
@@ -182,8 +185,11 @@ def iterative_kmeans(vectors: np.ndarray | VectorSource, options: ClusterOptions
     for round_no in range(1, options.max_rounds + 1):
         if len(remaining) < options.stop_size or len(remaining) < 3:
             break
-        picked = np.sort(rng.choice(remaining, min(options.sample, len(remaining)), replace=False))
+        candidates = remaining if rank is None else remaining[np.argsort(rank[remaining], kind="stable")]
+        picked = np.sort(rng.choice(candidates, min(options.sample, len(remaining)), replace=False))
         sample = source.take(picked)
+        if rank is not None:  # canonical order: k-means' initialisation sees the same sequence
+            sample = sample[np.argsort(rank[picked], kind="stable")]
         fit = _search_k(sample, options, options.seed + round_no)
         if fit is None:
             break
@@ -295,11 +301,11 @@ def hdbscan_labels(vectors: np.ndarray | VectorSource, options: ClusterOptions |
 
 
 def cluster_vectors(vectors: np.ndarray | VectorSource, options: ClusterOptions,
-                    chunk_rows: int | None = None) -> Labels:
+                    chunk_rows: int | None = None, rank: np.ndarray | None = None) -> Labels:
     options.check()
     if options.algo == "hdbscan":
         return hdbscan_labels(vectors, options, chunk_rows)
-    return iterative_kmeans(vectors, options, chunk_rows)
+    return iterative_kmeans(vectors, options, chunk_rows, rank)
 
 
 def media_paths(ws: Workspace) -> dict[str, str]:
@@ -352,7 +358,8 @@ def cluster_workspace(ws: Workspace, options: ClusterOptions | None = None,
         if not len(stream):
             raise PicsiftError(f"no embedded images in {ws.dir}: run 'picsift scan' first")
         ids = stream.ids
-        labels = cluster_vectors(stream, options)
+        rank = np.argsort(np.argsort(np.array(ids, dtype=object), kind="stable"), kind="stable")
+        labels = cluster_vectors(stream, options, rank=rank)
         table = pd.DataFrame({
             "path": [paths[m] for m in ids], "media_id": ids, "cluster": labels.cluster,
             "silhouette": np.round(labels.silhouette, 4), "round": labels.round})
