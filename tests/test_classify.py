@@ -32,6 +32,14 @@ def test_few_shot_classifier_predicts_held_out_images(tmp_path):
     truth = predictions["path"].map(lambda p: Path(p).parent.name)
     assert (predictions["predicted"] == truth).all()
     assert np.allclose(predictions[[f"p:{c}" for c in sorted(CLASSES)]].sum(axis=1), 1.0, atol=1e-3)
+    # scored chunk by chunk (3 rows at a time here): the same table as in one go
+    from picsift.analyses import classify
+
+    classify.PREDICT_ROWS = 3
+    try:
+        assert predict(test, tmp_path / "clf.json").equals(predictions)
+    finally:
+        classify.PREDICT_ROWS = 8192
 
 
 def test_binary_and_regression_targets(tmp_path):

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 import picsift
-from picsift.analyses.embeddings import DEFAULT_MODEL, embed_workspace, load_embeddings, model_key
+from picsift.analyses.embeddings import (DEFAULT_MODEL, EmbeddingStream, embed_workspace,
+                                         iter_embeddings, model_key)
 from picsift.errors import PicsiftError
 from picsift.workspace.store import Workspace
 
@@ -39,11 +40,11 @@ class TrainReport:
     test_r2: float | None = None
 
 
+PREDICT_ROWS = 8192  # embeddings scored at a time by `predict`
+
 def _labelled(ws: Workspace, root: Path, labels_csv: Path | None, model: str
               ) -> tuple[np.ndarray, list[str], list[str]]:
     """(X, labels, paths): class = first sub-folder of each image, or the CSV's label."""
-    ids, matrix = load_embeddings(ws, model)
-    position = {m: i for i, m in enumerate(ids)}
     files = ws.query("SELECT path, relpath, media_id FROM files WHERE kind = 'image' ORDER BY path")
     wanted: dict[str, str] = {}
     if labels_csv is not None:
@@ -53,6 +54,13 @@ def _labelled(ws: Workspace, root: Path, labels_csv: Path | None, model: str
         for path, label in zip(table["path"], table["label"]):
             full = Path(path) if Path(path).is_absolute() else (labels_csv.parent / path)
             wanted[str(full.absolute())] = label
+    # only the labelled images' vectors are read (the training set), not the whole corpus's
+    labelled = {r["media_id"] for r in files
+                if (wanted.get(r["path"]) if labels_csv is not None
+                    else len(Path(r["relpath"] or "").parts) > 1)}
+    stream = EmbeddingStream(ws, model, media=labelled)
+    matrix = stream.take(np.arange(len(stream))) if len(stream) else np.zeros((0, 1), np.float32)
+    position = {m: i for i, m in enumerate(stream.ids)}
     rows, labels, paths = [], [], []
     for r in files:
         if labels_csv is not None:
@@ -164,13 +172,19 @@ def predict(folder: str | Path, classifier: str | Path, *, workers: int | None =
     data = load_classifier(classifier)
     model = data["model"]
     ws = _prepare(Path(folder).absolute(), model, workers, Path(workspace) if workspace else None)
-    ids, x = load_embeddings(ws, model)
     weights = data["weights"]
-    coef = np.array(weights["coef"], np.float64)
     paths = {r["media_id"]: r["path"] for r in ws.query(
         "SELECT media_id, MIN(path) AS path FROM files WHERE kind IN ('image', 'frame') GROUP BY media_id")}
+    frames = [_predict_chunk(ids, x, weights, data["target"], paths)
+              for ids, x in iter_embeddings(ws, model, rows=PREDICT_ROWS)]  # memory flat in N
+    return pd.concat(frames, ignore_index=True)
+
+
+def _predict_chunk(ids: list[str], x: np.ndarray, weights: dict[str, Any], target: str,
+                   paths: dict[str, str]) -> pd.DataFrame:
+    coef = np.array(weights["coef"], np.float64)
     frame = pd.DataFrame({"path": [paths.get(m) for m in ids], "media_id": ids})
-    if data["target"] == "regression":
+    if target == "regression":
         frame["predicted"] = x @ coef + weights["intercept"]
         return frame
     logits = x @ coef.T + np.array(weights["intercept"])
@@ -183,4 +197,5 @@ def predict(folder: str | Path, classifier: str | Path, *, workers: int | None =
     frame["probability"] = probs.max(axis=1).round(4)
     for j, name in enumerate(classes):
         frame[f"p:{name}"] = probs[:, j].round(4)
+    return frame
     return frame
