@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 FLAT_MAX_VECTORS = 5_000
 DIM = 128
 TRAINING_MAX = 200_000  # descriptors sampled to train IVF centroids and codec
+Pending = tuple[Path, dict[str, list[Any]], list[int]]  # feature part, its metadata, rows to add
 
 
 def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
@@ -220,13 +221,14 @@ class CopyIndex:
     def extend(self, features: FeatureSet, announce: Callable[[IndexPlan], None] | None = None
                ) -> int:
         """Add every described media not yet indexed; return how many images were added."""
-        metas = {part: pq.read_table(part, columns=["media_id", "n_points"]).to_pydict()
-                 for part in features.parts()}
+        metas = {part: pq.read_table(part, columns=["media_id", "n_points", "work_width",
+                                                    "work_height"]).to_pydict()
+                 for part in features.parts()}  # read once: _Additions.read uses them too
         # Parts in content order, not in the order workers happened to finish them: the same
         # media give the same index (IVF training sample, descriptor ids) on every run/engine.
         parts = sorted(metas, key=lambda p: (min(metas[p]["media_id"], default=""), p.name))
         indexed = self.indexed_ids()
-        pending: list[tuple[Path, list[int]]] = []
+        pending: list[Pending] = []
         n_new_vectors = 0
         for part in parts:
             meta = metas[part]
@@ -234,7 +236,7 @@ class CopyIndex:
             for i in rows:
                 indexed.add(meta["media_id"][i])
             if rows:
-                pending.append((part, rows))
+                pending.append((part, meta, rows))
                 n_new_vectors += sum(meta["n_points"][i] for i in rows)
         if not pending:
             return 0
@@ -250,7 +252,7 @@ class CopyIndex:
             self.__init__(self.ws, self.options)  # type: ignore[misc]
             return self.extend(features, announce)
         if plan.storage == "disk":
-            return self._extend_on_disk(features, pending, total, wanted, rebuild)
+            return self._extend_on_disk(pending, total, wanted, rebuild)
         if self.mapped:  # a read-only mapped index cannot grow: load it into memory
             self.load()
         if rebuild:
@@ -258,8 +260,8 @@ class CopyIndex:
             self.index_type = wanted
             self._set_nprobe()
         added = _Additions(self)
-        for part, rows in pending:
-            batch = added.read(features, part, rows)
+        for part, meta, rows in pending:
+            batch = added.read(part, meta, rows)
             if len(batch.vectors):
                 self.index.add(np.ascontiguousarray(batch.vectors))
             added.owners.append(batch.owner)
@@ -315,7 +317,7 @@ class CopyIndex:
             "--index-storage disk with an IVF index, or fewer keypoints per image (--nfeatures)")
 
     # ------------------------------------------------------------- on disk
-    def _extend_on_disk(self, features: FeatureSet, pending: list[tuple[Path, list[int]]],
+    def _extend_on_disk(self, pending: list[Pending],
                         total: int, wanted: str, rebuild: bool) -> int:
         """Add ``pending`` into a new on-disk version staged next to the live one."""
         from numpy.lib.format import open_memmap
@@ -338,9 +340,9 @@ class CopyIndex:
         copy_into(owner, self.owner)
         copy_into(xy, self.xy)
         added = _Additions(self)
-        for part, rows in pending:
+        for part, meta, rows in pending:
             first = added.next_id
-            batch = added.read(features, part, rows)
+            batch = added.read(part, meta, rows)
             if len(batch.vectors):
                 writer.add(batch.vectors, first)
             owner[first : added.next_id] = batch.owner
@@ -357,14 +359,14 @@ class CopyIndex:
         added.apply()
         return added.count
 
-    def _training_sample(self, pending: list[tuple[Path, list[int]]], index_type: str) -> np.ndarray:
+    def _training_sample(self, pending: list[Pending], index_type: str) -> np.ndarray:
         if not index_type.startswith("IVF") and "PQ" not in index_type:
             return np.zeros((0, DIM), np.float32)
         wanted = min(40 * _nlist(index_type), TRAINING_MAX)
         rng = np.random.default_rng(0)
         chunks: list[np.ndarray] = []
         budget_per_part = max(1, wanted // max(1, len(pending)))
-        for part, _rows in pending:
+        for part, _meta, _rows in pending:
             desc = FeatureSet.arrays_of(part)["descriptors"]
             if len(desc) > budget_per_part:
                 desc = desc[rng.choice(len(desc), budget_per_part, replace=False)]
@@ -398,9 +400,8 @@ class _Additions:
     def count(self) -> int:
         return len(self.media_ids)
 
-    def read(self, features: FeatureSet, part: Path, rows: list[int]) -> _PartBatch:
+    def read(self, part: Path, meta: dict[str, list[Any]], rows: list[int]) -> _PartBatch:
         arrays = FeatureSet.arrays_of(part)
-        meta = pq.read_table(part, columns=["media_id", "work_width", "work_height"]).to_pydict()
         offsets = arrays["offsets"]
         descs, xys, owners = [], [], []
         for i in rows:
