@@ -3,7 +3,7 @@
 The index type follows the corpus size unless the user names one: exact (Flat) while the
 all-against-all search stays cheap, then IVF with 8-bit scalar quantisation (4x smaller than
 float, recall ~0.98 in our measurements), with ``nlist`` growing with the square root of the
-number of descriptors. Alongside the FAISS file the index keeps, per descriptor, its image
+number of descriptors and an HNSW coarse quantizer from 16k lists on (factory.py). Alongside the FAISS file the index keeps, per descriptor, its image
 (``owner``) and its keypoint position (``xy``), so the geometric check needs no other data.
 
 Each saved state is a new directory named in ``CURRENT`` (written atomically), so a crash
@@ -14,7 +14,6 @@ an exact index that grows past the threshold is rebuilt once as IVF.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import uuid
@@ -27,6 +26,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from picsift.analyses.copies.factory import (
+    DIM,
+    choose_index_type,
+    estimate_bytes,
+    parse,
+    quantizer_bytes,
+    train_index,
+)
 from picsift.analyses.copies.ondisk import (
     DiskIndexWriter,
     copy_into,
@@ -43,27 +50,7 @@ from picsift.workspace.store import Workspace
 
 log = logging.getLogger(__name__)
 
-FLAT_MAX_VECTORS = 5_000
-DIM = 128
-TRAINING_MAX = 200_000  # descriptors sampled to train IVF centroids and codec
 Pending = tuple[Path, dict[str, list[Any]], list[int]]  # feature part, its metadata, rows to add
-
-
-def choose_index_type(n_vectors: int, requested: str = "auto") -> str:
-    """Factory string for ``n_vectors`` descriptors (exact when small, IVF-SQ8 when large)."""
-    if requested != "auto":
-        return requested
-    if n_vectors <= FLAT_MAX_VECTORS:
-        return "Flat"
-    # ~4 sqrt(N) lists, with at least 39 training points per list (faiss's own minimum)
-    target = min(4.0 * math.sqrt(n_vectors), n_vectors / 39.0, 65536.0)
-    nlist = 2 ** max(6, math.floor(math.log2(target)))
-    return f"IVF{nlist},SQ8"
-
-
-def estimate_bytes(n_vectors: int, index_type: str) -> int:
-    """Size of the index (codes + ids) plus owner/xy arrays, to print before a large build."""
-    return n_vectors * (_code_size(index_type) + 8 + 4 + 8)
 
 
 @dataclass
@@ -146,7 +133,7 @@ class CopyIndex:
             self.mapped = True
         elif not media_only:
             kind = (current / "TYPE").read_text().strip()
-            mapped = mmap and kind.startswith("IVF")
+            mapped = mmap and parse(kind).is_ivf
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mapped else 0
             self.index = faiss.read_index(str(current / "index.faiss"), flags)
             self.owner = np.load(current / "owner.npy", mmap_mode="r" if mapped else None)
@@ -204,20 +191,6 @@ class CopyIndex:
     def indexed_ids(self) -> set[str]:
         return set(self.media.media_ids)
 
-    def _trained(self, index_type: str, sample: np.ndarray) -> Any:
-        """An empty index of ``index_type`` trained on ``sample`` (IVF centroids, codec)."""
-        import faiss
-
-        index = faiss.index_factory(DIM, index_type, faiss.METRIC_L2)
-        try:  # 10 k-means rounds place IVF centroids well enough for descriptor matching
-            faiss.extract_index_ivf(index).cp.niter = 10
-        except RuntimeError:
-            pass
-        if not index.is_trained:
-            log.info("training %s on %d descriptors", index_type, len(sample))
-            index.train(sample)
-        return index
-
     def extend(self, features: FeatureSet, announce: Callable[[IndexPlan], None] | None = None
                ) -> int:
         """Add every described media not yet indexed; return how many images were added."""
@@ -256,7 +229,7 @@ class CopyIndex:
         if self.mapped:  # a read-only mapped index cannot grow: load it into memory
             self.load()
         if rebuild:
-            self.index = self._trained(wanted, self._training_sample(pending, wanted))
+            self.index = train_index(wanted, self._training_sample(pending, wanted))
             self.index_type = wanted
             self._set_nprobe()
         added = _Additions(self)
@@ -278,14 +251,14 @@ class CopyIndex:
         storage = self._storage(index_type, in_memory)
         if storage == "memory":
             return IndexPlan(total, index_type, "memory", in_memory, in_memory)
-        nlist = _nlist(index_type)
-        ram = ram_while_building(nlist, _code_size(index_type), self.options.max_memory,
-                                 min(40 * nlist, TRAINING_MAX), DIM)
+        spec = parse(index_type)
+        ram = ram_while_building(quantizer_bytes(index_type), spec.code_size,
+                                 self.options.max_memory, spec.training_vectors, DIM)
         return IndexPlan(total, index_type, "disk", ram, in_memory)
 
     def _storage(self, index_type: str, in_memory: int) -> str:
         requested = self.options.index_storage
-        ivf = index_type.startswith("IVF")
+        ivf = parse(index_type).is_ivf
         if self.on_disk:
             if requested == "memory":
                 log.warning("the copy index is stored on disk already: it stays there")
@@ -328,7 +301,7 @@ class CopyIndex:
         staging.mkdir()
         current = self._current()
         if rebuild:
-            trained = self._trained(wanted, self._training_sample(pending, wanted))
+            trained = train_index(wanted, self._training_sample(pending, wanted))
             previous = None
         else:
             assert current is not None
@@ -360,9 +333,9 @@ class CopyIndex:
         return added.count
 
     def _training_sample(self, pending: list[Pending], index_type: str) -> np.ndarray:
-        if not index_type.startswith("IVF") and "PQ" not in index_type:
+        wanted = parse(index_type).training_vectors
+        if not wanted:
             return np.zeros((0, DIM), np.float32)
-        wanted = min(40 * _nlist(index_type), TRAINING_MAX)
         rng = np.random.default_rng(0)
         chunks: list[np.ndarray] = []
         budget_per_part = max(1, wanted // max(1, len(pending)))
@@ -427,27 +400,6 @@ class _Additions:
             np.concatenate([media.counts, np.array(self.counts, np.int64)]),
             np.concatenate([media.widths, np.array(self.widths, np.int32)]),
             np.concatenate([media.heights, np.array(self.heights, np.int32)]))
-
-
-def _nlist(index_type: str) -> int:
-    head = index_type.split(",")[0]
-    digits = "".join(ch for ch in head[3:] if ch.isdigit()) if head.startswith("IVF") else ""
-    return int(digits) if digits else 256
-
-
-def _code_size(index_type: str) -> int:
-    """Bytes per stored vector of the codec named in a factory string (for estimates)."""
-    codec = index_type.split(",")[-1]
-    if codec.startswith("PQ"):
-        digits = "".join(ch for ch in codec[2:].split("x")[0] if ch.isdigit())
-        return int(digits or 32)
-    if codec == "SQ8":
-        return DIM
-    if codec in ("SQ4",):
-        return DIM // 2
-    if codec in ("SQfp16", "SQ16"):
-        return DIM * 2
-    return DIM * 4
 
 
 def _physical_memory() -> int:

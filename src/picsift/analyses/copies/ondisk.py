@@ -60,10 +60,10 @@ def block_vectors(code_size: int, limit_bytes: int | None) -> int:
     return max(1_000, budget // (code_size + 8))
 
 
-def ram_while_building(nlist: int, code_size: int, limit_bytes: int | None,
+def ram_while_building(quantizer_bytes: int, code_size: int, limit_bytes: int | None,
                        sample_vectors: int, dim: int) -> int:
     """Peak memory of an on-disk build: quantizer, one block, the training sample."""
-    return nlist * dim * 4 + block_vectors(code_size, limit_bytes) * (code_size + 8) + \
+    return quantizer_bytes + block_vectors(code_size, limit_bytes) * (code_size + 8) + \
         sample_vectors * dim * 4
 
 
