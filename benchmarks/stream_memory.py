@@ -155,7 +155,7 @@ def child(task: str, folder: Path) -> None:
         media = [r["media_id"] for r in ws.query("SELECT media_id FROM media")]
         decisions = sorter._assign(ws, labels, media,
                                    sorter.SortOptions(to=folder / "sorted"))
-        extra = {"labelled": sum(1 for paths, _ in decisions.values() if paths)}
+        extra = {"labelled": sum(1 for paths in decisions.paths if paths)}
     elif task == "duplicates":
         from picsift.analyses.vector_index import VectorIndex
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -158,6 +159,16 @@ def _assign_before_streaming(ws, labels, media_ids, options, prefix=()):
     return out
 
 
+def _reference_decisions(ws, labels, media_ids, options):
+    """The frozen reference, its score dicts laid out as the sorter's score rows."""
+    columns = sorter.score_columns(labels)
+    decisions = sorter.Decisions()
+    for media, (paths, scores) in _assign_before_streaming(ws, labels, media_ids, options).items():
+        decisions.add([media], [paths], np.array([[scores.get(c, np.nan) for c in columns]],
+                                                 np.float32))
+    return decisions.done()
+
+
 HIERARCHY = """labels:
   animal:
     description: an animal
@@ -201,7 +212,7 @@ def test_streamed_hierarchical_sort_is_identical_to_before(tmp_path, monkeypatch
         return table, log, tree, result.counts
 
     with monkeypatch.context() as patch:
-        patch.setattr(sorter, "_assign", _assign_before_streaming)
+        patch.setattr(sorter, "_assign", _reference_decisions)
         before = run("before")
     monkeypatch.setattr(sorter, "CHUNK_ROWS", 2)  # 10 media: 5 chunks
     calls = []
