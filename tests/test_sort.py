@@ -225,3 +225,50 @@ def test_streamed_hierarchical_sort_is_identical_to_before(tmp_path, monkeypatch
     labelled = after[0]["label"]
     assert labelled.str.count("/").max() >= 2  # three levels were used: animal/mammal/cat
     assert any(n.startswith("animal/mammal/cat/") for n in after[2])
+
+
+def test_an_interrupted_sort_resumes_without_placing_anything_twice(tmp_path, monkeypatch):
+    source = _source(tmp_path)
+    labels = labels_from_text(LABELS)
+    real_copy, copied = shutil.copy2, []
+
+    def copy_then_stop(src, dst, *args, **kwargs):
+        if len(copied) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the sort
+        copied.append(src)
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(sorter.shutil, "copy2", copy_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        sort_images(source, labels, SortOptions(to=tmp_path / "out"), workspace=tmp_path / "ws")
+    monkeypatch.setattr(sorter.shutil, "copy2", real_copy)
+    first_csv = pd.read_csv(next((tmp_path / "out").glob("picsift-sort-*.csv")))
+    assert len(first_csv) == 3, "the rows of what was placed are kept"
+
+    result = sort_images(source, labels, SortOptions(to=tmp_path / "out"), workspace=tmp_path / "ws")
+    assert result.resumed == 3 and not result.failed
+    placed = sorted(p.name for p in (tmp_path / "out").rglob("*.jpg"))
+    expected = [p.name for p in source.rglob("*.jpg")]
+    expected[expected.index("chelsea.jpg")] = "chelsea (1).jpg"  # two sources of that name
+    assert placed == sorted(expected), placed
+    table = pd.read_csv(result.csv)
+    assert len(table) == 5 and table["destination"].map(lambda d: Path(d).exists()).all()
+    assert sum(result.counts.values()) == 5
+    new_log = [json.loads(line) for line in result.log.read_text().splitlines()]
+    assert len(new_log) == 2, "only what was left is logged (and undone) by the new log"
+
+
+def test_a_file_gone_since_the_scan_is_reported_and_the_rest_sorted(tmp_path):
+    source = _source(tmp_path)
+    labels = labels_from_text(LABELS)
+    sort_images(source, labels, SortOptions(to=tmp_path / "first"), workspace=tmp_path / "ws")
+    gone = source / "day2" / "chelsea.jpg"
+    gone.unlink()  # the workspace still knows the file
+    result = sort_images(source, labels, SortOptions(to=tmp_path / "second", move=True),
+                         workspace=tmp_path / "ws")
+    assert list(result.failed) == [str(gone)] and "gone" in result.failed[str(gone)]
+    assert len(list((tmp_path / "second").rglob("*.jpg"))) == 4
+    assert not list(source.rglob("*.jpg"))
+    log = [json.loads(line) for line in result.log.read_text().splitlines()]
+    assert str(gone) not in {e["src"] for e in log}
+    assert undo_sort(result.log)["restored"] == 4

@@ -46,6 +46,11 @@ def sort_command(
     for label, n in sorted(result.counts.items(), key=lambda kv: -kv[1]):
         table.add_row(label, str(n))
     console.print(table)
+    if result.resumed:
+        console.print(f"{result.resumed} file(s) placed by an earlier sort into {to} were "
+                      "left where they are (resumed)")
+    for path, reason in result.failed.items():
+        console.print(f"[red]not sorted[/red] {path}: {reason}")
     console.print(f"scores: {result.csv}")
     console.print(f"log (undo with 'picsift sort undo {result.log}'): {result.log}")
 

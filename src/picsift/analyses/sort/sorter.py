@@ -2,7 +2,9 @@
 
 Never overwrites: a name already taken gets " (1)", " (2)"... Moves are written to the log
 before they happen (one JSON line each, flushed), so even an interrupted sort can be undone
-with `picsift sort undo LOG`. The CSV keeps every label's score for every image, the chosen
+with `picsift sort undo LOG`. Sorting again into the same destination resumes: files that
+an earlier sort's log shows placed there (and still there) are not copied or moved again.
+A file that cannot be copied or moved (vanished, unreadable) is reported and skipped. The CSV keeps every label's score for every image, the chosen
 label and the model, so a researcher can re-threshold without re-running.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import time
@@ -25,6 +28,8 @@ from picsift.analyses.embeddings import CHUNK_ROWS, DEFAULT_MODEL, embed_workspa
 from picsift.analyses.sort.labels import UNSURE, Label
 from picsift.analyses.sort.score import label_probabilities, label_vectors, text_space
 from picsift.errors import PicsiftError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,11 +49,15 @@ class SortOptions:
 
 @dataclass
 class SortResult:
-    """Where the sort wrote its CSV and undo log, and how many files went to each label."""
+    """Where the sort wrote its CSV and undo log, and how many files went to each label
+    (``resumed``: placed by an earlier sort into the same destination; ``failed``: path ->
+    reason for files that could not be copied or moved)."""
 
     csv: Path
     log: Path
     counts: dict[str, int] = field(default_factory=dict)
+    resumed: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -211,6 +220,8 @@ def sort_images(source: str | Path, labels: list[Label], options: SortOptions,
     columns = score_columns(labels)
     model = model_key(options.model)
     counts: dict[str, int] = {}
+    placed = placed_before(destination)
+    result = SortResult(csv_path, log_path, counts)
     with open(log_path, "a", encoding="utf-8") as log, \
             open(csv_path, "w", encoding="utf-8", newline="") as sheet:
         rows = csv.writer(sheet)
@@ -219,28 +230,71 @@ def sort_images(source: str | Path, labels: list[Label], options: SortOptions,
         for path, relpath, media in files:
             label_paths, scores = decisions.get(media) or ([], None)
             targets = label_paths or [(UNSURE,)]
-            for n, label_path in enumerate(targets):
-                folder = destination.joinpath(*[Label(p, []).folder for p in label_path])
-                name = Path(relpath) if options.keep_tree and relpath else Path(Path(path).name)
-                target = unique_destination(folder / name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                action = "move" if options.move and n == len(targets) - 1 else "copy"
-                log.write(json.dumps({"action": action, "src": path, "dst": str(target),
-                                      "media_id": media}) + "\n")
-                log.flush()
-                os.fsync(log.fileno())
-                if action == "move":
-                    shutil.move(path, target)
-                else:
-                    shutil.copy2(path, target)
-                key = "/".join(label_path)
-                counts[key] = counts.get(key, 0) + 1
+            earlier = placed.get(path, [])
+            if earlier:
+                result.resumed += 1
+            last = earlier[-1] if earlier else ""
+            try:
+                for n, label_path in enumerate(targets):
+                    key = "/".join(label_path)
+                    counts[key] = counts.get(key, 0) + 1
+                    if n < len(earlier):
+                        continue  # placed by the interrupted sort this one resumes
+                    last = str(_place(path, relpath, media, label_path, destination, options,
+                                      "move" if options.move and n == len(targets) - 1
+                                      else "copy", log))
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                result.failed[path] = reason
+                logger.warning("%s: not sorted: %s", path, reason)
+                continue
             known = scores is not None and not np.isnan(scores).all()
             rows.writerow([path, media, ";".join("/".join(p) for p in label_paths) or UNSURE,
-                           round(float(np.nanmax(scores)), 4) if known else 0.0, str(target),
+                           round(float(np.nanmax(scores)), 4) if known else 0.0, last,
                            *(_cell(v) for v in (scores if scores is not None else
                                                 [np.nan] * len(columns))), model])
-    return SortResult(csv_path, log_path, counts)
+    return result
+
+
+def _place(path: str, relpath: str | None, media: str, label_path: tuple[str, ...],
+           destination: Path, options: SortOptions, action: str, log: Any) -> Path:
+    """Copy or move one file into its label folder under a free name; logged first."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(2, "the file is gone (moved or deleted since the scan)", path)
+    folder = destination.joinpath(*[Label(p, []).folder for p in label_path])
+    name = Path(relpath) if options.keep_tree and relpath else Path(Path(path).name)
+    target = unique_destination(folder / name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log.write(json.dumps({"action": action, "src": path, "dst": str(target),
+                          "media_id": media}) + "\n")
+    log.flush()
+    os.fsync(log.fileno())
+    if action == "move":
+        shutil.move(path, target)
+    else:
+        shutil.copy2(path, target)
+    return target
+
+
+def placed_before(destination: Path) -> dict[str, list[str]]:
+    """Source path -> where earlier sorts into ``destination`` put it (and it still is),
+    from their logs: what a new sort there does not place again."""
+    placed: dict[str, list[str]] = {}
+    for log_path in sorted(destination.glob("picsift-sort-*.jsonl")):
+        try:
+            lines = log_path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            logger.warning("%s: sort log not read: %s", log_path, exc.strerror or exc)
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                src, dst = str(entry["src"]), str(entry["dst"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by the interruption
+            if os.path.exists(dst):
+                placed.setdefault(src, []).append(dst)
+    return placed
 
 
 def _cell(value: float) -> str:
