@@ -29,8 +29,6 @@ class LocalFeatures:
 def _locations(ctx: WebContext) -> dict[str, tuple[str, int]]:
     """media id -> (part file, row) of the SIFT set the copies used; built once per state."""
     def build() -> dict[str, tuple[str, int]]:
-        import pyarrow.parquet as pq
-
         from picsift.analyses.copies.extract import sift_feature_set
         from picsift.web.copies_data import copy_tables
 
@@ -38,9 +36,8 @@ def _locations(ctx: WebContext) -> dict[str, tuple[str, int]]:
         if options is None:
             return {}
         out: dict[str, tuple[str, int]] = {}
-        for part in sift_feature_set(ctx.ws(), options).parts():
-            for row, media_id in enumerate(pq.read_table(part, columns=["media_id"]).column(0)
-                                           .to_pylist()):
+        for part, ids in sift_feature_set(ctx.ws(), options).ids_by_part():
+            for row, media_id in enumerate(ids):
                 out[media_id] = (str(part), row)
         return out
 

@@ -6,6 +6,12 @@ renamed, so a killed run leaves either a whole part or nothing; resuming means s
 media already present in the parts. Any number of readers may query the parts (DuckDB,
 pyarrow, pandas) while a writer adds new ones. Changed parameters give a new params_hash and
 therefore a fresh computation, never a silent mix.
+
+Which media each part holds is cached in ``ids.parquet`` beside the parts: finding what a
+resumed run skips, or which parts hold the images to query, reads one file instead of every
+part (6,235 parts at 100k images took 9 s to list their ids one by one; 62k parts at 1M). The
+cache is derived data, never trusted blindly: parts it does not know are read and added,
+parts that are gone are dropped, and a missing or unreadable cache is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from picsift.workspace.store import Workspace
+
+
+IDS_CACHE = "ids.parquet"  # not a part: parts() lists part-*.parquet only
+_IDS_SCHEMA = pa.schema([("part", pa.string()), ("media_ids", pa.list_(pa.string()))])
 
 
 def params_hash(version: str, params: dict[str, Any]) -> str:
@@ -68,9 +78,43 @@ class FeatureSet:
     def done_ids(self) -> set[str]:
         """Media ids already computed for this set (what a resumed run skips)."""
         done: set[str] = set()
-        for part in self.parts():
-            done.update(pq.read_table(part, columns=["media_id"]).column(0).to_pylist())
+        for _part, ids in self.ids_by_part():
+            done.update(ids)
         return done
+
+    def ids_by_part(self) -> list[tuple[Path, list[str]]]:
+        """Every part (in name order) with its media ids, from the ``ids.parquet`` cache."""
+        parts = self.parts()
+        cached = self._read_ids_cache()
+        present = {p.name for p in parts}
+        known = {name: ids for name, ids in cached.items() if name in present}
+        missing = [p for p in parts if p.name not in known]
+        for part in missing:
+            known[part.name] = pq.read_table(part, columns=["media_id"]).column(0).to_pylist()
+        if missing or len(known) != len(cached):
+            self._write_ids_cache(known)
+        return [(part, known[part.name]) for part in parts]
+
+    def _read_ids_cache(self) -> dict[str, list[str]]:
+        path = self.dir / IDS_CACHE
+        if not path.exists():
+            return {}
+        try:
+            table = pq.read_table(path)
+            return dict(zip(table.column("part").to_pylist(), table.column("media_ids").to_pylist()))
+        except (OSError, pa.ArrowException, KeyError):
+            return {}  # unreadable (a disk error, a foreign file): rebuilt from the parts
+
+    def _write_ids_cache(self, known: dict[str, list[str]]) -> None:
+        """Replace the cache atomically; a read-only workspace just goes without it."""
+        names = sorted(known)
+        tmp = self.dir / f".{IDS_CACHE}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            pq.write_table(pa.table({"part": names, "media_ids": [known[n] for n in names]},
+                                    schema=_IDS_SCHEMA), tmp, compression="zstd")
+            os.replace(tmp, self.dir / IDS_CACHE)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def write_part(self, table: pa.Table, arrays: dict[str, np.ndarray] | None = None) -> Path:
         """Write one batch of rows atomically (temp file, fsync, rename).

@@ -194,17 +194,19 @@ class CopyIndex:
     def extend(self, features: FeatureSet, announce: Callable[[IndexPlan], None] | None = None
                ) -> int:
         """Add every described media not yet indexed; return how many images were added."""
-        metas = {part: pq.read_table(part, columns=["media_id", "n_points", "work_width",
-                                                    "work_height"]).to_pydict()
-                 for part in features.parts()}  # read once: _Additions.read uses them too
         # Parts in content order, not in the order workers happened to finish them: the same
         # media give the same index (IVF training sample, descriptor ids) on every run/engine.
-        parts = sorted(metas, key=lambda p: (min(metas[p]["media_id"], default=""), p.name))
+        # Only parts holding unindexed media are read (the ids come from the parts' id cache).
+        ids_of = features.ids_by_part()
+        ids_of.sort(key=lambda item: (min(item[1], default=""), item[0].name))
         indexed = self.indexed_ids()
         pending: list[Pending] = []
         n_new_vectors = 0
-        for part in parts:
-            meta = metas[part]
+        for part, ids in ids_of:
+            if all(m in indexed for m in ids):
+                continue
+            meta = pq.read_table(part, columns=["media_id", "n_points", "work_width",
+                                                "work_height"]).to_pydict()
             rows = [i for i, m in enumerate(meta["media_id"]) if m not in indexed]
             for i in rows:
                 indexed.add(meta["media_id"][i])

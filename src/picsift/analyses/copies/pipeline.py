@@ -96,11 +96,11 @@ def build_index(ws: Workspace, options: CopiesOptions, summary: CopiesSummary,
 
 def _query_images(features: FeatureSet, todo: set[str]):  # type: ignore[no-untyped-def]
     """Yield lists of QueryImage part by part (bounded memory)."""
-    for part in features.parts():
+    for part, ids in features.ids_by_part():
+        if not any(m in todo for m in ids):
+            continue  # not read at all: a sliced query (--limit) touches only its parts
         meta = pq.read_table(part).to_pydict()
         rows = [i for i, m in enumerate(meta["media_id"]) if m in todo]
-        if not rows:
-            continue
         arrays = FeatureSet.arrays_of(part)
         offsets = arrays["offsets"]
         yield [QueryImage(meta["media_id"][i], meta["work_width"][i], meta["work_height"][i],
