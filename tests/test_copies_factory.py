@@ -20,7 +20,7 @@ from picsift.analyses.copies.pipeline import run_copies
 def test_auto_index_type_grows_with_the_corpus() -> None:
     assert choose_index_type(4_000) == "Flat"
     assert choose_index_type(4_330_000) == "IVF8192,SQ8"  # 10k images
-    assert choose_index_type(42_900_000) == "IVF16384_HNSW32,SQ8"  # 100k images
+    assert choose_index_type(42_900_000) == "IVF16384,SQ8"  # 100k images
     assert choose_index_type(430_000_000) == "IVF65536_HNSW32,SQ8"  # 1M images
     assert choose_index_type(4_300_000_000) == "IVF262144_HNSW32,SQ8"  # 10M: the cap
     assert choose_index_type(10**12) == "IVF262144_HNSW32,SQ8"

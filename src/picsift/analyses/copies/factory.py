@@ -2,13 +2,15 @@
 
 Up to a few thousand descriptors the index is exact (Flat). Above, it is IVF with 8-bit
 scalar quantisation and ``nlist`` ~ 4 sqrt(N). Assigning a descriptor to its lists is a
-search among the ``nlist`` centroids: with a flat (exhaustive) quantizer that search
-dominates both building and querying once ``nlist`` reaches ~16k (measured: 235 us per
-descriptor at 65,536 lists on 2 cores, i.e. ~28 h only to assign the 430 M descriptors of
-a million images). From 16,384 lists on the centroids are therefore searched through an
-HNSW graph (``IVF16384_HNSW32,SQ8``): 4-6x faster, 99 % of assignments unchanged, and the
-cap on ``nlist`` rises from 65,536 to 262,144 (the size ~4 sqrt(N) asks for at 4 billion
-descriptors, i.e. ~10 M images).
+search among the ``nlist`` centroids. With a flat (exhaustive) quantizer that search grows
+with ``nlist``: 235 us per descriptor at 65,536 lists on 2 cores, i.e. ~28 h only to assign
+the 430 M descriptors of a million images. From 65,536 lists on (~270 M descriptors, ~620k
+images) the centroids are therefore searched through an HNSW graph
+(``IVF65536_HNSW32,SQ8``): 2.3x faster there with 99.9 % of assignments unchanged, more as
+``nlist`` grows, and the cap on ``nlist`` rises from 65,536 to 262,144 (what ~4 sqrt(N) asks
+for at 4 billion descriptors, ~10 M images). Below, the flat quantizer stays: at 16,384 lists
+(100k images) the graph saved little (index build 1,433 s vs 1,569 s, search no faster) and
+changed 2.5 % of the verified pairs (benchmarks/README-scale.md).
 
 Two builds of the same descriptors must give the same index (the local and Ray engines
 build separately and must agree), so training is deterministic: k-means with a fixed seed,
@@ -30,11 +32,11 @@ log = logging.getLogger(__name__)
 
 DIM = 128
 FLAT_MAX_VECTORS = 5_000
-HNSW_FROM_NLIST = 16_384  # from this many lists on, the coarse quantizer is an HNSW graph
+HNSW_FROM_NLIST = 65_536  # from this many lists on, the coarse quantizer is an HNSW graph
 NLIST_MAX_FLAT = 65_536
 NLIST_MAX = 262_144
 HNSW_M = 32
-QUANTIZER_EF = 32  # HNSW beam while assigning; 99.4 % top-1 agreement with exact at 65k lists
+QUANTIZER_EF = 64  # HNSW beam while assigning: 99.9 % top-1 agreement with exact at 65k lists
 TRAINING_MAX = 200_000  # descriptors sampled to train IVF centroids and codec...
 TRAINING_PER_LIST_MIN = 4  # ...but never fewer than this many per list
 KMEANS_ITERATIONS = 10  # place IVF centroids well enough for descriptor matching
