@@ -3,10 +3,10 @@
 Up to a few thousand descriptors the index is exact (Flat). Above, it is IVF with 8-bit
 scalar quantisation and ``nlist`` ~ 4 sqrt(N). Assigning a descriptor to its lists is a
 search among the ``nlist`` centroids. With a flat (exhaustive) quantizer that search grows
-with ``nlist``: 235 us per descriptor at 65,536 lists on 2 cores, i.e. ~28 h only to assign
-the 430 M descriptors of a million images. From 65,536 lists on (~270 M descriptors, ~620k
+with ``nlist``: 166 us per descriptor at 65,536 lists on 2 cores, i.e. ~20 h only to assign
+the 430 M descriptors of a million images (benchmarks/quantizer.py). From 65,536 lists on (~270 M descriptors, ~620k
 images) the centroids are therefore searched through an HNSW graph
-(``IVF65536_HNSW32,SQ8``): 2.3x faster there with 99.9 % of assignments unchanged, more as
+(``IVF65536_HNSW32,SQ8``): 1.9x faster there with 99.9 % of assignments unchanged, more as
 ``nlist`` grows, and the cap on ``nlist`` rises from 65,536 to 262,144 (what ~4 sqrt(N) asks
 for at 4 billion descriptors, ~10 M images). Below, the flat quantizer stays: at 16,384 lists
 (100k images) the graph saved little (index build 1,433 s vs 1,569 s, search no faster) and
