@@ -76,8 +76,7 @@ def _images(part: Path, wanted: set[str]) -> list[QueryImage]:
 def work_items(features: FeatureSet, todo: set[str], batch_size: int) -> list[list[WorkItem]]:
     """Batches of (part, media id) to query, part by part (a batch reads one part)."""
     batches: list[list[WorkItem]] = []
-    for part in features.parts():
-        ids = pq.read_table(part, columns=["media_id"]).column(0).to_pylist()
+    for part, ids in features.ids_by_part():
         items = [(str(part), m) for m in ids if m in todo]  # as the local path does
         batches.extend(items[i : i + batch_size] for i in range(0, len(items), batch_size))
     return batches
