@@ -135,7 +135,9 @@ def _train_hnsw_quantizer(index: Any, spec: IndexSpec, sample: np.ndarray) -> No
     """k-means centroids, then their HNSW graph built on one thread (reproducible).
 
     An OPQ/PCA prefix would have to be trained first and the centroids placed in its
-    output space: such indexes keep faiss's own training.
+    output space: such indexes keep faiss's own training, whose parallel graph insertion
+    may differ between two builds (an explicit ``--index-type`` only; ``auto`` never asks
+    for a prefix).
     """
     import faiss
 
