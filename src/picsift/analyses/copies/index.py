@@ -3,8 +3,9 @@
 The index type follows the corpus size unless the user names one: exact (Flat) while the
 all-against-all search stays cheap, then IVF with 8-bit scalar quantisation (4x smaller than
 float, recall ~0.98 in our measurements), with ``nlist`` growing with the square root of the
-number of descriptors and an HNSW coarse quantizer from 65k lists on (factory.py). Alongside the FAISS file the index keeps, per descriptor, its image
-(``owner``) and its keypoint position (``xy``), so the geometric check needs no other data.
+number of descriptors and an HNSW coarse quantizer from 65k lists on (factory.py).
+Alongside the FAISS file the index keeps, per descriptor, its image (``owner``) and its
+keypoint position (``xy``), so the geometric check needs no other data.
 
 Each saved state is a new directory named in ``CURRENT`` (written atomically), so a crash
 while saving leaves the previous index intact. Adding images appends to the existing index;
