@@ -268,6 +268,7 @@ def test_a_file_gone_since_the_scan_is_reported_and_the_rest_sorted(tmp_path):
                          workspace=tmp_path / "ws")
     assert list(result.failed) == [str(gone)] and "gone" in result.failed[str(gone)]
     assert len(list((tmp_path / "second").rglob("*.jpg"))) == 4
+    assert sum(result.counts.values()) == 4, "the file not sorted is not counted"
     assert not list(source.rglob("*.jpg"))
     log = [json.loads(line) for line in result.log.read_text().splitlines()]
     assert str(gone) not in {e["src"] for e in log}

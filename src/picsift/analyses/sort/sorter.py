@@ -4,7 +4,8 @@ Never overwrites: a name already taken gets " (1)", " (2)"... Moves are written 
 before they happen (one JSON line each, flushed), so even an interrupted sort can be undone
 with `picsift sort undo LOG`. Sorting again into the same destination resumes: files that
 an earlier sort's log shows placed there (and still there) are not copied or moved again.
-A file that cannot be copied or moved (vanished, unreadable) is reported and skipped. The CSV keeps every label's score for every image, the chosen
+A file that cannot be copied or moved (vanished, unreadable) is reported and skipped.
+The CSV keeps every label's score for every image, the chosen
 label and the model, so a researcher can re-threshold without re-running.
 """
 
@@ -236,13 +237,12 @@ def sort_images(source: str | Path, labels: list[Label], options: SortOptions,
             last = earlier[-1] if earlier else ""
             try:
                 for n, label_path in enumerate(targets):
+                    if n >= len(earlier):  # else placed by the interrupted sort resumed here
+                        last = str(_place(path, relpath, media, label_path, destination,
+                                          options, "move" if options.move and
+                                          n == len(targets) - 1 else "copy", log))
                     key = "/".join(label_path)
                     counts[key] = counts.get(key, 0) + 1
-                    if n < len(earlier):
-                        continue  # placed by the interrupted sort this one resumes
-                    last = str(_place(path, relpath, media, label_path, destination, options,
-                                      "move" if options.move and n == len(targets) - 1
-                                      else "copy", log))
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 result.failed[path] = reason
